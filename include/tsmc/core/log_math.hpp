@@ -1,0 +1,131 @@
+#pragma once
+/// @file
+/// @brief Log-space arithmetic: log-add-exp, log1mexp, logsumexp over vectors and matrix rows,
+/// log-softmax and log-mean-exp.
+///
+/// -inf stands for a zero probability and is handled without NaN (logsumexp of all -inf is
+/// -inf). A NaN input is a bug upstream, so the range functions throw on it rather than
+/// propagating it silently.
+
+#include <tsmc/core/error.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <string>
+
+namespace tsmc {
+
+/// @brief Negative infinity, the log of zero.
+inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
+
+/// @brief log(exp(a) + exp(b)) without overflow; -inf operands are zeros.
+[[nodiscard]] inline double log_add_exp(double a, double b) noexcept {
+  if (a < b) std::swap(a, b);
+  if (b == neg_inf) return a;             // also covers a == b == -inf
+  if (a == std::numeric_limits<double>::infinity()) return a;
+  return a + std::log1p(std::exp(b - a));
+}
+
+/// @brief log(1 - exp(x)) for x <= 0, accurate near 0 and near -inf (Maechler 2012).
+/// @param x a log-probability
+/// @return log(1 - exp(x)); -inf at x = 0, 0 at x = -inf
+/// @throw tsmc::invalid_argument if x > 0 or x is NaN (1 - exp(x) would be negative)
+[[nodiscard]] inline double log1mexp(double x) {
+  check_argument(x <= 0.0, "log1mexp", "x", "must be <= 0", x);
+  if (x > -0.6931471805599453) return std::log(-std::expm1(x));
+  return std::log1p(-std::exp(x));
+}
+
+namespace detail {
+
+template <class Iterator>
+double logsumexp_range(Iterator first, Iterator last, const char* function) {
+  double max = neg_inf;
+  for (auto it = first; it != last; ++it) {
+    const double v = static_cast<double>(*it);
+    if (std::isnan(v)) throw_invalid_argument(function, "values", "must not contain NaN", v);
+    max = std::max(max, v);
+  }
+  if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return max;
+  double sum = 0.0;
+  for (auto it = first; it != last; ++it) sum += std::exp(static_cast<double>(*it) - max);
+  return max + std::log(sum);
+}
+
+}  // namespace detail
+
+/// @brief log(sum_i exp(x_i)), stable for any spread (1e300 included).
+/// @return -inf for an empty range or all -inf; +inf if any value is +inf
+/// @throw tsmc::invalid_argument if any value is NaN
+[[nodiscard]] inline double logsumexp(std::span<const double> values) {
+  return detail::logsumexp_range(values.begin(), values.end(), "logsumexp");
+}
+
+/// @brief logsumexp of single-precision values, accumulated in double.
+[[nodiscard]] inline double logsumexp(std::span<const float> values) {
+  return detail::logsumexp_range(values.begin(), values.end(), "logsumexp");
+}
+
+/// @brief logsumexp of any Eigen vector or matrix (all coefficients), accumulated in double.
+template <class Derived>
+[[nodiscard]] double logsumexp(const Eigen::DenseBase<Derived>& values) {
+  const auto& v = values.derived();
+  double max = neg_inf;
+  for (Eigen::Index r = 0; r < v.rows(); ++r)
+    for (Eigen::Index c = 0; c < v.cols(); ++c) {
+      const double x = static_cast<double>(v.coeff(r, c));
+      if (std::isnan(x)) throw_invalid_argument("logsumexp", "values", "must not contain NaN", x);
+      max = std::max(max, x);
+    }
+  if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return max;
+  double sum = 0.0;
+  for (Eigen::Index r = 0; r < v.rows(); ++r)
+    for (Eigen::Index c = 0; c < v.cols(); ++c) sum += std::exp(static_cast<double>(v.coeff(r, c)) - max);
+  return max + std::log(sum);
+}
+
+/// @brief Row-wise logsumexp of a matrix: out[r] = logsumexp of row r.
+/// @param matrix any Eigen matrix expression
+/// @param out one entry per row
+/// @throw tsmc::invalid_argument if out's size differs from the row count, or on NaN
+template <class Derived>
+void row_logsumexp(const Eigen::MatrixBase<Derived>& matrix, std::span<double> out) {
+  check_argument(out.size() == static_cast<std::size_t>(matrix.rows()), "row_logsumexp", "out.size()",
+                 "must equal the number of rows " + std::to_string(matrix.rows()), out.size());
+  for (Eigen::Index r = 0; r < matrix.rows(); ++r) out[static_cast<std::size_t>(r)] = logsumexp(matrix.row(r));
+}
+
+/// @brief log(mean_i exp(x_i)) = logsumexp(x) - log n.
+/// @throw tsmc::invalid_argument if values is empty or contains NaN
+[[nodiscard]] inline double log_mean_exp(std::span<const double> values) {
+  check_positive("log_mean_exp", "values.size()", values.size());
+  const double lse = logsumexp(values);
+  return lse - std::log(static_cast<double>(values.size()));
+}
+
+/// @brief Log-softmax: out_i = x_i - logsumexp(x). May alias (out == values).
+///
+/// All -inf input has no normalisation; it throws rather than returning NaN.
+/// @throw tsmc::invalid_argument on size mismatch, NaN, an empty range, all -inf, or +inf
+inline void log_softmax(std::span<const double> values, std::span<double> out) {
+  check_argument(out.size() == values.size(), "log_softmax", "out.size()",
+                 "must equal values.size() " + std::to_string(values.size()), out.size());
+  check_positive("log_softmax", "values.size()", values.size());
+  const double lse = logsumexp(values);
+  check_argument(std::isfinite(lse), "log_softmax", "logsumexp(values)",
+                 "must be finite (all -inf or a +inf cannot be normalised)", lse);
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = values[i] - lse;
+}
+
+/// @brief Softmax from log-values: out_i = exp(x_i - logsumexp(x)). May alias.
+/// @throw tsmc::invalid_argument as log_softmax
+inline void softmax(std::span<const double> values, std::span<double> out) {
+  log_softmax(values, out);
+  for (double& v : out) v = std::exp(v);
+}
+
+}  // namespace tsmc

@@ -1,0 +1,118 @@
+#pragma once
+/// @file
+/// @brief Weights and summaries: effective sample size from log-weights, normalised weights,
+/// weighted mean and variance, and the mean with its standard error.
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/log_math.hpp>
+
+#include <cmath>
+#include <span>
+#include <vector>
+
+namespace tsmc {
+
+/// @brief Effective sample size (sum w)^2 / sum w^2 from unnormalised log-weights.
+///
+/// Invariant to adding a constant to every log-weight. All weights zero (all -inf) is a legal,
+/// degenerate state: the ESS is 0.
+/// @return a value in [1, n], or 0 when every weight is zero
+/// @throw tsmc::invalid_argument on NaN or +inf log-weights
+[[nodiscard]] inline double effective_sample_size(std::span<const double> log_weights) {
+  const double max = [&] {
+    double m = neg_inf;
+    for (double v : log_weights) {
+      if (std::isnan(v) || v == -neg_inf)
+        throw_invalid_argument("effective_sample_size", "log_weights", "must not contain NaN or +inf", v);
+      m = std::max(m, v);
+    }
+    return m;
+  }();
+  if (max == neg_inf) return 0.0;
+  double sum = 0.0, sum_sq = 0.0;
+  for (double v : log_weights) {
+    const double w = std::exp(v - max);
+    sum += w;
+    sum_sq += w * w;
+  }
+  return sum * sum / sum_sq;
+}
+
+/// @brief Normalised weights w_i / sum w from log-weights, written to out (may alias).
+/// @throw tsmc::invalid_argument on size mismatch, NaN, an empty input or all weights zero
+inline void normalized_weights(std::span<const double> log_weights, std::span<double> out) {
+  softmax(log_weights, out);
+}
+
+/// @brief A mean with its standard error (sample standard deviation / sqrt(n)).
+struct mean_estimate {
+  double mean = 0.0;            ///< the sample mean
+  double standard_error = 0.0;  ///< sqrt(sample variance / n); 0 for n = 1
+  std::size_t count = 0;        ///< number of values
+};
+
+/// @brief The mean of values and its standard error (two-pass, stable).
+/// @throw tsmc::invalid_argument if values is empty
+[[nodiscard]] inline mean_estimate mean_and_standard_error(std::span<const double> values) {
+  check_positive("mean_and_standard_error", "values.size()", values.size());
+  const double n = static_cast<double>(values.size());
+  double mean = 0.0;
+  for (double v : values) mean += v;
+  mean /= n;
+  if (!std::isfinite(mean)) return {mean, std::numeric_limits<double>::quiet_NaN(), values.size()};
+  double ss = 0.0;
+  for (double v : values) ss += (v - mean) * (v - mean);
+  const double se = values.size() > 1 ? std::sqrt(ss / (n - 1.0) / n) : 0.0;
+  return {mean, se, values.size()};
+}
+
+namespace detail {
+inline double checked_weight_sum(std::span<const double> values, std::span<const double> weights,
+                                 const char* function) {
+  check_argument(values.size() == weights.size(), function, "weights.size()",
+                 "must equal values.size() " + std::to_string(values.size()), weights.size());
+  double total = 0.0;
+  for (double w : weights) {
+    check_argument(w >= 0.0 && std::isfinite(w), function, "weights", "must be finite and >= 0", w);
+    total += w;
+  }
+  check_argument(total > 0.0, function, "sum of weights", "must be positive", total);
+  return total;
+}
+}  // namespace detail
+
+/// @brief Weighted mean sum w_i x_i / sum w_i (weights need not be normalised).
+/// @throw tsmc::invalid_argument on size mismatch, a negative or non-finite weight, or zero total
+[[nodiscard]] inline double weighted_mean(std::span<const double> values, std::span<const double> weights) {
+  const double total = detail::checked_weight_sum(values, weights, "weighted_mean");
+  double sum = 0.0;
+  for (std::size_t i = 0; i < values.size(); ++i) sum += weights[i] * values[i];
+  return sum / total;
+}
+
+/// @brief Weighted (population) variance sum w_i (x_i - m)^2 / sum w_i, m the weighted mean.
+/// @throw tsmc::invalid_argument as weighted_mean
+[[nodiscard]] inline double weighted_variance(std::span<const double> values, std::span<const double> weights) {
+  const double total = detail::checked_weight_sum(values, weights, "weighted_variance");
+  const double m = weighted_mean(values, weights);
+  double sum = 0.0;
+  for (std::size_t i = 0; i < values.size(); ++i) sum += weights[i] * (values[i] - m) * (values[i] - m);
+  return sum / total;
+}
+
+/// @brief Standard error of a self-normalised weighted mean, by the delta method:
+/// sqrt(sum w_i^2 (x_i - m)^2) / sum w_i.
+/// @throw tsmc::invalid_argument as weighted_mean
+[[nodiscard]] inline double weighted_standard_error(std::span<const double> values,
+                                                    std::span<const double> weights) {
+  const double total = detail::checked_weight_sum(values, weights, "weighted_standard_error");
+  const double m = weighted_mean(values, weights);
+  double sum = 0.0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double d = weights[i] * (values[i] - m);
+    sum += d * d;
+  }
+  return std::sqrt(sum) / total;
+}
+
+}  // namespace tsmc
