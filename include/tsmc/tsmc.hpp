@@ -10,3 +10,26 @@
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/statistics.hpp>
 #include <tsmc/core/types.hpp>
+
+#include <tsmc/resampling/ancestors.hpp>
+#include <tsmc/resampling/resampler.hpp>
+#include <tsmc/resampling/schemes.hpp>
+#include <tsmc/resampling/triggers.hpp>
+
+#include <tsmc/smc/options.hpp>
+#include <tsmc/smc/proposal_step.hpp>
+#include <tsmc/smc/result.hpp>
+#include <tsmc/smc/sampler.hpp>
+#include <tsmc/smc/stateless_model.hpp>
+
+#include <tsmc/twists/no_twist.hpp>
+
+#include <tsmc/bounds/estimator.hpp>
+#include <tsmc/bounds/exact_samplers.hpp>
+#include <tsmc/bounds/kl.hpp>
+#include <tsmc/bounds/report.hpp>
+#include <tsmc/bounds/sweep.hpp>
+
+#include <tsmc/testing/enumeration.hpp>
+#include <tsmc/testing/toy_model.hpp>
+#include <tsmc/testing/toy_potentials.hpp>

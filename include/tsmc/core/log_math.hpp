@@ -23,7 +23,9 @@ namespace tsmc {
 inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 
 /// @brief log(exp(a) + exp(b)) without overflow; -inf operands are zeros.
+/// @return a NaN if either operand is NaN (whatever the other one is, +inf included)
 [[nodiscard]] inline double log_add_exp(double a, double b) noexcept {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
   if (a < b) std::swap(a, b);
   if (b == neg_inf) return a;             // also covers a == b == -inf
   if (a == std::numeric_limits<double>::infinity()) return a;
@@ -42,18 +44,30 @@ inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 
 namespace detail {
 
+/// The two parts of logsumexp: max_i x_i and log sum_i exp(x_i - max) (0 when max is +-inf).
+struct max_and_log_sum {
+  double max;
+  double log_sum;
+};
+
 template <class Iterator>
-double logsumexp_range(Iterator first, Iterator last, const char* function) {
+max_and_log_sum split_logsumexp(Iterator first, Iterator last, const char* function) {
   double max = neg_inf;
   for (auto it = first; it != last; ++it) {
     const double v = static_cast<double>(*it);
     if (std::isnan(v)) throw_invalid_argument(function, "values", "must not contain NaN", v);
     max = std::max(max, v);
   }
-  if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return max;
+  if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return {max, 0.0};
   double sum = 0.0;
   for (auto it = first; it != last; ++it) sum += std::exp(static_cast<double>(*it) - max);
-  return max + std::log(sum);
+  return {max, std::log(sum)};
+}
+
+template <class Iterator>
+double logsumexp_range(Iterator first, Iterator last, const char* function) {
+  const auto [max, log_sum] = split_logsumexp(first, last, function);
+  return max + log_sum;
 }
 
 }  // namespace detail
@@ -115,10 +129,12 @@ inline void log_softmax(std::span<const double> values, std::span<double> out) {
   check_argument(out.size() == values.size(), "log_softmax", "out.size()",
                  "must equal values.size() " + std::to_string(values.size()), out.size());
   check_positive("log_softmax", "values.size()", values.size());
-  const double lse = logsumexp(values);
-  check_argument(std::isfinite(lse), "log_softmax", "logsumexp(values)",
-                 "must be finite (all -inf or a +inf cannot be normalised)", lse);
-  for (std::size_t i = 0; i < values.size(); ++i) out[i] = values[i] - lse;
+  const auto [max, log_sum] = detail::split_logsumexp(values.begin(), values.end(), "log_softmax");
+  check_argument(std::isfinite(max), "log_softmax", "logsumexp(values)",
+                 "must be finite (all -inf or a +inf cannot be normalised)", max + log_sum);
+  // (x_i - max) - log_sum, not x_i - logsumexp(x): log_sum is below ulp(max) when |max| is huge
+  // (1e17 and beyond), and would be lost, leaving weights that do not sum to 1.
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = (values[i] - max) - log_sum;
 }
 
 /// @brief Softmax from log-values: out_i = exp(x_i - logsumexp(x)). May alias.

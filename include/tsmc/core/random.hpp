@@ -137,11 +137,14 @@ template <RandomEngine Engine>
   return static_cast<double>(random_bits64(engine) >> 11) * 0x1.0p-53;
 }
 
-/// @brief A uniform double in (0, 1): (n + 1/2) 2^-53 for 53 random bits n; never 0 or 1,
-/// so its logarithm is always finite.
+/// @brief A uniform double in (0, 1): (n + 1/2) 2^-52 for 52 random bits n; never 0 or 1,
+/// so its logarithm is always finite. Values lie in [2^-53, 1 - 2^-53].
+///
+/// 52 bits, not 53: n + 1/2 must be exact in a double, which holds only for n < 2^52 (with 53
+/// bits, n = 2^53 - 1 rounds n + 1/2 up to 2^53 and the result to exactly 1).
 template <RandomEngine Engine>
 [[nodiscard]] double uniform_open01(Engine& engine) {
-  return (static_cast<double>(random_bits64(engine) >> 11) + 0.5) * 0x1.0p-53;
+  return (static_cast<double>(random_bits64(engine) >> 12) + 0.5) * 0x1.0p-52;
 }
 
 /// @brief A standard exponential variate, -log U with U uniform on (0, 1).

@@ -76,13 +76,16 @@ inline double checked_weight_sum(std::span<const double> values, std::span<const
     check_argument(w >= 0.0 && std::isfinite(w), function, "weights", "must be finite and >= 0", w);
     total += w;
   }
-  check_argument(total > 0.0, function, "sum of weights", "must be positive", total);
+  // Finite too: weights near DBL_MAX can sum to +inf, and sum / total would then be NaN.
+  check_argument(total > 0.0 && std::isfinite(total), function, "sum of weights", "must be positive and finite",
+                 total);
   return total;
 }
 }  // namespace detail
 
 /// @brief Weighted mean sum w_i x_i / sum w_i (weights need not be normalised).
-/// @throw tsmc::invalid_argument on size mismatch, a negative or non-finite weight, or zero total
+/// @throw tsmc::invalid_argument on size mismatch, a negative or non-finite weight, or a total
+/// that is zero or overflows to +inf
 [[nodiscard]] inline double weighted_mean(std::span<const double> values, std::span<const double> weights) {
   const double total = detail::checked_weight_sum(values, weights, "weighted_mean");
   double sum = 0.0;
@@ -107,12 +110,14 @@ inline double checked_weight_sum(std::span<const double> values, std::span<const
                                                     std::span<const double> weights) {
   const double total = detail::checked_weight_sum(values, weights, "weighted_standard_error");
   const double m = weighted_mean(values, weights);
+  // Normalise each weight before squaring: (w_i (x_i - m))^2 underflows to 0 for weights near
+  // 1e-160 and overflows for weights near 1e155, though the result does not depend on the scale.
   double sum = 0.0;
   for (std::size_t i = 0; i < values.size(); ++i) {
-    const double d = weights[i] * (values[i] - m);
+    const double d = (weights[i] / total) * (values[i] - m);
     sum += d * d;
   }
-  return std::sqrt(sum) / total;
+  return std::sqrt(sum);
 }
 
 }  // namespace tsmc

@@ -20,8 +20,12 @@ using token_sequence = std::vector<token>;
 using particle_index = std::uint32_t;
 
 /// @brief A K x V matrix of per-particle, per-candidate-token log values (log p0, log psi).
-/// Row-major so that one particle's row is contiguous. Single precision, as language models emit.
-using log_prob_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+///
+/// Row-major so that one particle's row is contiguous. Double precision: the sampler's weights
+/// telescope (log psi_{t-1} cancels against the next step's normaliser), and single-precision
+/// twists would leave 1e-7 errors per step that no later step removes; models that compute in
+/// float convert their rows once when writing them.
+using log_prob_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// @brief A writable view of a K x V matrix (or of a block of rows of one).
 using log_prob_ref = Eigen::Ref<log_prob_matrix>;

@@ -1,0 +1,184 @@
+#pragma once
+/// @file
+/// @brief KL divergences between a proposal q and the target sigma over full sequences
+/// (Zhao et al. 2024, Section 5, Eq. 23):
+///   F_q = E_q[log sigma~(s) / q(s)],  G_q = E_sigma[log sigma~(s) / q(s)],  sigma~ = p0 phi,
+///   KL(q || sigma) = log Z - F_q,      KL(sigma || q) = G_q - log Z,
+/// with log Z known, or bracketed by bounds [LB, UB]: KL(q || sigma) in [LB - F_q, UB - F_q] and
+/// KL(sigma || q) in [G_q - UB, G_q - LB].
+
+#include <tsmc/bounds/estimator.hpp>
+#include <tsmc/bounds/exact_samplers.hpp>
+#include <tsmc/core/concepts.hpp>
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/log_math.hpp>
+#include <tsmc/core/random.hpp>
+#include <tsmc/core/types.hpp>
+#include <tsmc/resampling/schemes.hpp>
+#include <tsmc/resampling/triggers.hpp>
+#include <tsmc/smc/options.hpp>
+#include <tsmc/smc/result.hpp>
+#include <tsmc/smc/sampler.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace tsmc {
+
+/// @brief The value of log Z used by the KL estimates, with the interval it is known to lie in.
+struct log_z_reference {
+  double value = 0.0;  ///< the value used for the point estimates
+  double low = 0.0;    ///< a lower bound on log Z (= value when log Z is known)
+  double high = 0.0;   ///< an upper bound on log Z (= value when log Z is known)
+
+  /// @brief A known log Z (from enumeration, or given by the user).
+  /// @param log_z the value
+  /// @return {log_z, log_z, log_z}
+  [[nodiscard]] static log_z_reference known(double log_z) noexcept { return {log_z, log_z, log_z}; }
+
+  /// @brief log Z from bounds: the midpoint of the lower and upper estimates, as in the paper's
+  /// tables, and the interval between them (ordered, should noise invert them when they are tight).
+  /// @param bounds estimated bounds
+  /// @return {midpoint, min(lower, upper), max(lower, upper)}
+  [[nodiscard]] static log_z_reference from_bounds(const log_z_bounds& bounds) noexcept {
+    const double a = bounds.lower.mean, b = bounds.upper.mean;
+    return {0.5 * (a + b), std::min(a, b), std::max(a, b)};
+  }
+
+  /// @brief log Z from the tightest of several bounds (for instance a sweep over K): the
+  /// largest lower and the smallest upper estimate, and their midpoint. The maximum (minimum)
+  /// of several noisy estimates is biased up (down) by their noise, so prefer one precise pair
+  /// (the best sampler at the largest K) when the estimates' errors are not small.
+  /// @param bounds one or more estimated bounds
+  /// @return {midpoint, min(best lower, best upper), max(best lower, best upper)}
+  /// @throw tsmc::invalid_argument if bounds is empty
+  [[nodiscard]] static log_z_reference from_bounds(std::span<const log_z_bounds> bounds) {
+    check_positive("log_z_reference::from_bounds", "bounds.size()", bounds.size());
+    double lower = -std::numeric_limits<double>::infinity();
+    double upper = std::numeric_limits<double>::infinity();
+    for (const auto& b : bounds) {
+      lower = std::max(lower, b.lower.mean);
+      upper = std::min(upper, b.upper.mean);
+    }
+    return {0.5 * (lower + upper), std::min(lower, upper), std::max(lower, upper)};
+  }
+};
+
+/// @brief One KL estimate: a point value, its Monte Carlo standard error (from F_q or G_q only;
+/// log Z is taken as given) and the interval implied by the interval of log Z.
+struct kl_value {
+  double value = 0.0;           ///< the point estimate (using log_z_reference::value)
+  double standard_error = 0.0;  ///< the standard error of F_q (or G_q); NaN if undefined
+  double low = 0.0;             ///< the lower end implied by log Z's interval
+  double high = 0.0;            ///< the upper end implied by log Z's interval
+};
+
+/// @brief KL estimates of a proposal (Eq. 23).
+struct kl_estimate {
+  bound_estimate f_q;        ///< F_q = E_q[log sigma~ / q] from proposal samples (SIS weights)
+  bound_estimate g_q;        ///< G_q = E_sigma[log sigma~ / q] from exact samples
+  log_z_reference log_z;     ///< the log Z used
+  kl_value q_sigma;          ///< KL(q || sigma) = log Z - F_q, in [low - F_q, high - F_q]
+  kl_value sigma_q;          ///< KL(sigma || q) = G_q - log Z, in [G_q - high, G_q - low]
+  double seconds = 0.0;      ///< wall time
+};
+
+/// @brief Options of estimate_kl: which proposal, the problem's horizon and end token, and the
+/// sample sizes.
+struct kl_options {
+  std::size_t horizon = 0;                           ///< T (> 0)
+  proposal_type proposal = proposal_type::twisted;   ///< base (q = p0) or twist-induced (Eq. 14)
+  std::optional<token> end_token = std::nullopt;     ///< the end token, if any
+  std::size_t proposal_samples = 1024;               ///< samples from q for F_q (> 0)
+  std::size_t exact_samples = 1024;                  ///< samples from sigma for G_q (> 0)
+  std::size_t batch = 256;                           ///< q samples per SIS run (> 0)
+};
+
+/// @brief Combines F_q, G_q and log Z into the two KL estimates (Eq. 23).
+/// @param f_q F_q's estimate
+/// @param g_q G_q's estimate
+/// @param log_z the log Z to use
+/// @return the estimates; F_q = -inf (q puts mass where sigma has none) gives KL(q || sigma) = +inf
+[[nodiscard]] inline kl_estimate combine_kl(const bound_estimate& f_q, const bound_estimate& g_q,
+                                            const log_z_reference& log_z) noexcept {
+  kl_estimate out;
+  out.f_q = f_q;
+  out.g_q = g_q;
+  out.log_z = log_z;
+  out.q_sigma = {log_z.value - f_q.mean, f_q.standard_error, log_z.low - f_q.mean, log_z.high - f_q.mean};
+  out.sigma_q = {g_q.mean - log_z.value, g_q.standard_error, g_q.mean - log_z.high, g_q.mean - log_z.low};
+  return out;
+}
+
+/// @brief Estimates KL(q || sigma) and KL(sigma || q) for the base or the twist-induced
+/// proposal over full sequences (Zhao et al. 2024, Eq. 23).
+///
+/// F_q: SIS runs (no resampling) with the proposal: each particle is an independent draw
+/// s ~ q and its final log-weight is log sigma~(s) / q(s) (the twists telescope); q(s) is the
+/// product of the per-step proposal probabilities of the sampler's fused step. G_q: for each
+/// exact sample, a conditional run with K = 1 and no resampling, whose log-weight is the same
+/// quantity at s ~ sigma.
+/// @tparam Model a LanguageModel
+/// @tparam Twist a TwistFunction (no_twist for q = p0 with proposal_type::base)
+/// @tparam Pot a Potential
+/// @tparam Exact an ExactSampler; a TargetedExactSampler is checked against options and prompt
+/// @param model p0
+/// @param twist the twist defining the twist-induced proposal (ignored by the base proposal's draws)
+/// @param potential phi
+/// @param prompt s_0
+/// @param exact exact samples from sigma
+/// @param log_z the log Z to use: log_z_reference::known(value) or ::from_bounds(bounds)
+/// @param options the proposal, horizon, end token and sample sizes
+/// @param rng the random engine
+/// @return F_q, G_q and the two KLs
+/// @throw tsmc::invalid_argument on a zero size or horizon, a log Z whose value is not finite,
+/// or an exact sampler for another problem; the sampler's exceptions pass through (an exact
+/// sample that the twisted proposal cannot produce, psi = 0 on its path, throws
+/// tsmc::runtime_error: KL(sigma || q) is then +inf)
+template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
+  requires ExactSampler<Exact, Engine>
+[[nodiscard]] kl_estimate estimate_kl(Model& model, Twist& twist, Pot& potential, std::span<const token> prompt,
+                                      Exact& exact, const log_z_reference& log_z, const kl_options& options,
+                                      Engine& rng) {
+  constexpr const char* function = "estimate_kl";
+  check_positive(function, "options.horizon", options.horizon);
+  check_positive(function, "options.proposal_samples", options.proposal_samples);
+  check_positive(function, "options.exact_samples", options.exact_samples);
+  check_positive(function, "options.batch", options.batch);
+  check_finite(function, "log_z.value", log_z.value);
+  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  const auto start = std::chrono::steady_clock::now();
+  using sis = twisted_smc<Model, Twist, Pot, multinomial, never_trigger>;
+  const auto sis_options = [&](std::size_t particles) {
+    return smc_options{.particles = particles, .horizon = options.horizon, .proposal = options.proposal,
+                       .end_token = options.end_token};
+  };
+
+  std::vector<double> f_values;
+  f_values.reserve(options.proposal_samples);
+  while (f_values.size() < options.proposal_samples) {
+    const std::size_t k = std::min(options.batch, options.proposal_samples - f_values.size());
+    sis smc(model, twist, potential, sis_options(k));
+    const smc_result r = smc.run(prompt, rng);
+    f_values.insert(f_values.end(), r.log_weights.begin(), r.log_weights.end());
+  }
+
+  std::vector<double> g_values(options.exact_samples);
+  sis single(model, twist, potential, sis_options(1));
+  for (double& g : g_values) {
+    const token_sequence reference = exact.sample(rng);
+    g = single.run_conditional(prompt, std::span<const token>(reference), rng).log_weights[0];
+  }
+
+  kl_estimate out = combine_kl(summarize_bound(f_values), summarize_bound(g_values), log_z);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+}  // namespace tsmc

@@ -1,0 +1,65 @@
+#pragma once
+/// @file
+/// @brief From offspring counts to ancestor indices: slot-stable (n == K) or in index order.
+///
+/// Slot-stable ancestors let a stateful model (a KV cache) copy state only where a particle died:
+/// ancestors[i] == i for every particle with at least one offspring, and the extra copies of the
+/// particles with several offspring fill the slots of the particles with none. The number of
+/// slots with ancestors[i] != i is then exactly the number of dead particles, the least possible.
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/types.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace tsmc {
+
+/// @brief Turns K offspring counts summing to K into slot-stable ancestors.
+///
+/// ancestors[i] == i whenever counts[i] >= 1; particle j with counts[j] = c > 1 also fills c - 1
+/// slots of particles with counts == 0, in increasing slot order. Hence the multiset of ancestors
+/// holds j exactly counts[j] times, and #{i : ancestors[i] != i} == #{i : counts[i] == 0}.
+/// O(K), no allocation.
+/// @param counts K offspring counts with sum(counts) == K
+/// @param ancestors K outputs (must not alias counts)
+/// @throw tsmc::invalid_argument "tsmc::slot_stable_ancestors: ..." if ancestors.size() != K or
+/// sum(counts) != K
+inline void slot_stable_ancestors(std::span<const particle_index> counts, std::span<particle_index> ancestors) {
+  const std::size_t k = counts.size();
+  check_argument(ancestors.size() == k, "slot_stable_ancestors", "ancestors.size()",
+                 "must equal counts.size() " + std::to_string(k), ancestors.size());
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    total += counts[i];
+    ancestors[i] = static_cast<particle_index>(i);  // survivors keep their slot; dead slots are overwritten below
+  }
+  check_argument(total == k, "slot_stable_ancestors", "sum(counts)",
+                 "must equal counts.size() " + std::to_string(k), total);
+  std::size_t dead = 0;  // next candidate dead slot; the sum check guarantees one exists per extra copy
+  for (std::size_t i = 0; i < k; ++i) {
+    for (particle_index extra = 1; extra < counts[i]; ++extra) {
+      while (counts[dead] != 0) ++dead;
+      ancestors[dead++] = static_cast<particle_index>(i);
+    }
+  }
+}
+
+/// @brief Turns K offspring counts into ancestors in index order: particle j repeated counts[j]
+/// times (0, 0, 2, 3, 3, ...). For n != K, where slots cannot be stable. O(n + K), no allocation.
+/// @param counts K offspring counts
+/// @param ancestors sum(counts) outputs
+/// @throw tsmc::invalid_argument "tsmc::ancestors_from_counts: ..." if ancestors.size() != sum(counts)
+inline void ancestors_from_counts(std::span<const particle_index> counts, std::span<particle_index> ancestors) {
+  std::uint64_t total = 0;
+  for (const particle_index c : counts) total += c;
+  check_argument(total == ancestors.size(), "ancestors_from_counts", "ancestors.size()",
+                 "must equal sum(counts) " + std::to_string(total), ancestors.size());
+  std::size_t slot = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    for (particle_index c = 0; c < counts[i]; ++c) ancestors[slot++] = static_cast<particle_index>(i);
+}
+
+}  // namespace tsmc

@@ -1,0 +1,525 @@
+#pragma once
+/// @file
+/// @brief Resampling schemes: multinomial, stratified, systematic, residual, SSP and killing.
+///
+/// A scheme turns K normalised weights w_1..w_K into offspring counts N_1..N_K with
+/// \f$\sum_i N_i = n\f$ and \f$E[N_i] = n w_i\f$ (every scheme here is unbiased). n may differ
+/// from K. Each scheme is a small value type (no virtual functions) with one member template
+///
+///     template <RandomEngine Engine>
+///     void offspring(std::span<const double> weights, std::size_t n,
+///                    std::span<particle_index> counts, Engine& rng);
+///
+/// Every scheme runs in O(n + K) time and, once its reusable workspace has grown to the largest
+/// size seen, allocates nothing. The weights need only sum to 1 up to rounding: they are
+/// renormalised by their computed total, so an exact normalisation is never assumed.
+/// If offspring() throws, `counts` is unspecified (systematic and stratified validate in the same
+/// pass that writes the counts, and name a bad weight after it).
+///
+/// References: Douc, Cappe and Moulines (2005), "Comparison of resampling schemes for particle
+/// filtering"; Gerber, Chopin and Whiteley (2019), "Negative association, ordering and convergence
+/// of resampling methods", Ann. Statist. 47(4) (SSP, Sec. 3); Chopin and Papaspiliopoulos (2020),
+/// "An introduction to sequential Monte Carlo", Ch. 9 (multinomial by sorted uniforms).
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/random.hpp>
+#include <tsmc/core/types.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tsmc {
+
+namespace detail {
+
+/// What the argument check learns about the weights on its single pass.
+struct weight_summary {
+  double total = 0.0;            ///< sum of the weights (positive and finite)
+  std::size_t last_positive = 0; ///< index of the last strictly positive weight
+};
+
+/// Checks the sizes: K >= 1, counts.size() == K, 1 <= n <= 2^32 - 1.
+inline void check_offspring_sizes(std::string_view function, std::span<const double> weights, std::size_t n,
+                                  std::span<const particle_index> counts) {
+  check_positive(function, "weights.size()", weights.size());
+  check_argument(counts.size() == weights.size(), function, "counts.size()",
+                 "must equal weights.size() " + std::to_string(weights.size()), counts.size());
+  check_positive(function, "n", n);
+  check_argument(n <= std::numeric_limits<particle_index>::max(), function, "n",
+                 "must fit in tsmc::particle_index (at most 4294967295)", n);
+}
+
+/// Validates (weights, n, counts) for `function` ("systematic::offspring") and sums the weights.
+/// One branch-free pass with four accumulators; the slow path only runs to name a bad value.
+inline weight_summary check_offspring_arguments(std::string_view function, std::span<const double> weights,
+                                                std::size_t n, std::span<const particle_index> counts) {
+  check_offspring_sizes(function, weights, n, counts);
+  const double* w = weights.data();
+  const std::size_t k = weights.size();
+  constexpr double largest = std::numeric_limits<double>::max();
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  int ok = 1;
+  std::size_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    ok &= static_cast<int>(w[i] >= 0.0) & static_cast<int>(w[i] <= largest);
+    ok &= static_cast<int>(w[i + 1] >= 0.0) & static_cast<int>(w[i + 1] <= largest);
+    ok &= static_cast<int>(w[i + 2] >= 0.0) & static_cast<int>(w[i + 2] <= largest);
+    ok &= static_cast<int>(w[i + 3] >= 0.0) & static_cast<int>(w[i + 3] <= largest);
+    s0 += w[i];
+    s1 += w[i + 1];
+    s2 += w[i + 2];
+    s3 += w[i + 3];
+  }
+  for (; i < k; ++i) {
+    ok &= static_cast<int>(w[i] >= 0.0) & static_cast<int>(w[i] <= largest);
+    s0 += w[i];
+  }
+  if (ok == 0) {
+    for (const double v : weights) {
+      if (std::isnan(v)) throw_invalid_argument(function, "weights", "must not contain NaN", v);
+      if (v < 0.0) throw_invalid_argument(function, "weights", "must be >= 0", v);
+      if (!std::isfinite(v)) throw_invalid_argument(function, "weights", "must be finite", v);
+    }
+  }
+  const double total = (s0 + s1) + (s2 + s3);
+  check_argument(total > 0.0 && total <= largest, function, "sum of weights",
+                 "must be positive and finite (all weights zero cannot be resampled)", total);
+  std::size_t last = k - 1;
+  while (w[last] == 0.0) --last;  // terminates: total > 0
+  return {total, last};
+}
+
+/// floor(r) for r >= 0, except that an r within relative `tolerance` below an integer counts as
+/// that integer. r = n w_i / total carries the rounding of the computed total (relative error up
+/// to about K 2^-53), so an exact integer n w_i (uniform weights: 1) may arrive as
+/// 0.99999999999993; with tolerance = (K + 2) 2^-53 it still gives its copy. The bias this
+/// introduces is below tolerance * n w_i, far below any Monte Carlo error.
+[[nodiscard]] inline std::uint64_t tolerant_floor(double r, double tolerance) noexcept {
+  return static_cast<std::uint64_t>(static_cast<std::int64_t>(r + r * tolerance));  // r < 2^32
+}
+
+/// The relative rounding tolerance of n w_i / total for K weights: (K + 2) 2^-53.
+[[nodiscard]] inline double rounding_tolerance(std::size_t k) noexcept {
+  return static_cast<double>(k + 2) * 0x1.0p-53;
+}
+
+/// condition ? a : b by bit masks, so the compiler emits no branch.
+[[nodiscard]] inline double select(bool condition, double a, double b) noexcept {
+  const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(condition);
+  return std::bit_cast<double>((std::bit_cast<std::uint64_t>(a) & mask) | (std::bit_cast<std::uint64_t>(b) & ~mask));
+}
+
+/// Grows a workspace to at least `size` elements; never shrinks, so steady state allocates nothing.
+inline double* reserve_workspace(std::vector<double>& workspace, std::size_t size) {
+  if (workspace.size() < size) workspace.resize(size);
+  return workspace.data();
+}
+
+/// A uniform double in (0, 1) from 64 random bits, as tsmc::uniform_open01 makes it.
+[[nodiscard]] inline double open01_from_bits(std::uint64_t bits) noexcept {
+  return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/// What one stratified/systematic pass learns on the way.
+struct stratified_pass_result {
+  double total = 0.0;         ///< the final cumulative weight (NaN or +inf for bad weights)
+  double smallest = 0.0;      ///< the smallest weight (negative for bad weights)
+  std::uint64_t below = 0;    ///< points below the last boundary: n, or n - 1 by rounding
+};
+
+/// One pass of systematic (one v for all strata) or stratified (one v per stratum) counts for n
+/// points j + u_j (j = 0..n-1) on the cells [x_{i-1}, x_i), x_i = scale C_i, C_i the cumulative
+/// weight. With v = 1 - u in (0, 1), the number of points below x is
+/// H(x) = floor(x + v_{floor(x)}) with x clamped to [0, n], and N_i = H(x_i) - H(x_{i-1}).
+/// Stratified needs stratum s's uniform only when a boundary falls inside s; a fresh one is taken
+/// (branch-free, by masking random bits) whenever the boundary enters a new stratum.
+/// The cumulative sum runs in blocks of four, c + w0, c + (w0 + w1), c + (w0 + w1) + w2,
+/// c + ((w0 + w1) + (w2 + w3)): monotone within and across blocks, with one carried add per block.
+/// Clamping x to [0, n] before any conversion keeps bad input (NaN, negative) free of undefined
+/// behaviour; the caller inspects total and smallest afterwards. Counts of the last positive
+/// weight still lack n - below, which the caller adds (finish_stratified).
+template <bool Stratified, class Engine>
+stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint64_t n, double scale,
+                                       particle_index* counts, Engine& rng) {
+  const double n_real = static_cast<double>(n);
+  std::uint64_t previous = 0;
+  std::uint64_t v_bits = random_bits64(rng);
+  double v = open01_from_bits(v_bits);
+  std::uint64_t stratum = std::numeric_limits<std::uint64_t>::max();
+  const auto boundary = [&](double c, std::size_t index) {
+    const double x = std::min(n_real, std::max(c * scale, 0.0));  // NaN -> n
+    if constexpr (Stratified) {
+      const auto whole = static_cast<std::uint64_t>(static_cast<std::int64_t>(x));  // one cvttsd2si
+      const std::uint64_t fresh = random_bits64(rng);
+      const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(whole != stratum);
+      v_bits = (fresh & mask) | (v_bits & ~mask);
+      stratum = whole;
+      v = open01_from_bits(v_bits);
+    }
+    // x in [0, n] and v < 1: below in [0, n]; the signed conversion is a single instruction.
+    const auto below = static_cast<std::uint64_t>(static_cast<std::int64_t>(x + v));
+    counts[index] = static_cast<particle_index>(below - previous);
+    previous = below;
+  };
+  double c = 0.0;
+  double smallest = std::numeric_limits<double>::infinity();
+  std::size_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const double w0 = w[i], w1 = w[i + 1], w2 = w[i + 2], w3 = w[i + 3];
+    const double a = w0 + w1;
+    const double b = w2 + w3;
+    smallest = std::min(smallest, std::min(std::min(w0, w1), std::min(w2, w3)));
+    boundary(c + w0, i);
+    boundary(c + a, i + 1);
+    boundary(c + (a + w2), i + 2);
+    c += a + b;
+    boundary(c, i + 3);
+  }
+  for (; i < k; ++i) {
+    smallest = std::min(smallest, w[i]);
+    c += w[i];
+    boundary(c, i);
+  }
+  return {c, smallest, previous};
+}
+
+/// Gives the points a pass left unassigned (n - below, 0 or 1 from rounding) to the last
+/// positive weight, whose cell reaches n in exact arithmetic; zero weights never get offspring.
+inline void finish_stratified(const double* w, std::size_t k, std::uint64_t n, const stratified_pass_result& r,
+                              particle_index* counts) {
+  std::size_t last = k - 1;
+  while (last > 0 && !(w[last] > 0.0)) --last;
+  counts[last] += static_cast<particle_index>(n - r.below);
+}
+
+/// Systematic or stratified counts for weights known to be valid with a known total.
+template <bool Stratified, class Engine>
+void stratified_counts(const double* w, double total, std::size_t k, std::size_t n, particle_index* counts,
+                       Engine& rng) {
+  const auto r = stratified_pass<Stratified>(w, k, n, static_cast<double>(n) / total, counts, rng);
+  finish_stratified(w, k, n, r, counts);
+}
+
+/// The public systematic / stratified entry: one fused pass that validates, sums and counts,
+/// assuming normalised weights (scale n); a second pass with scale n / total only when the
+/// weights are not normalised to within the rounding of their sum, (K + 2) 2^-52. Bad weights
+/// are named by the full check, after the pass (counts are then unspecified).
+template <bool Stratified, class Engine>
+void stratified_scheme(std::string_view function, std::span<const double> weights, std::size_t n,
+                       std::span<particle_index> counts, Engine& rng) {
+  check_offspring_sizes(function, weights, n, counts);
+  const std::size_t k = weights.size();
+  auto r = stratified_pass<Stratified>(weights.data(), k, n, static_cast<double>(n), counts.data(), rng);
+  if (!(r.smallest >= 0.0) || !(r.total > 0.0 && r.total <= std::numeric_limits<double>::max()))
+    (void)check_offspring_arguments(function, weights, n, counts);  // throws, naming the value
+  if (std::fabs(r.total - 1.0) > 2.0 * rounding_tolerance(k))
+    r = stratified_pass<Stratified>(weights.data(), k, n, static_cast<double>(n) / r.total, counts.data(), rng);
+  finish_stratified(weights.data(), k, n, r, counts.data());
+}
+
+/// Multinomial counts of n draws from weights w (sum `total`), by n sorted uniforms merged with
+/// the cumulative weights. The sorted uniforms come in O(n) from exponential spacings: with
+/// E_1..E_{n+1} iid Exp(1) and T_j = E_1 + ... + E_j, (T_1, ..., T_n) / T_{n+1} has the law of
+/// the order statistics of n uniforms (Devroye 1986, Ch. V.2). No sort, no binary search; the
+/// merge compares T_j with T_{n+1} C_i / total, so no division per point.
+/// With Accumulate the counts are added to `counts` instead of overwriting them.
+template <bool Accumulate, class Engine>
+void multinomial_counts(const double* w, double total, std::size_t last, std::size_t k, std::size_t n,
+                        particle_index* counts, std::vector<double>& workspace, Engine& rng) {
+  double* points = reserve_workspace(workspace, n + 1);
+  double t = 0.0;
+  for (std::size_t j = 0; j < n; ++j) {
+    t += exponential(rng);
+    points[j] = t;
+  }
+  t += exponential(rng);
+  points[n] = std::numeric_limits<double>::infinity();  // sentinel: the merge needs no bound check
+  const double factor = t / total;
+  double c = 0.0;
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < last; ++i) {
+    c += w[i];
+    const double bound = c * factor;
+    const std::size_t start = j;
+    while (points[j] < bound) ++j;
+    if constexpr (Accumulate) {
+      counts[i] += static_cast<particle_index>(j - start);
+    } else {
+      counts[i] = static_cast<particle_index>(j - start);
+    }
+  }
+  if constexpr (Accumulate) {
+    counts[last] += static_cast<particle_index>(n - j);
+  } else {
+    counts[last] = static_cast<particle_index>(n - j);
+    for (std::size_t i = last + 1; i < k; ++i) counts[i] = 0;
+  }
+}
+
+}  // namespace detail
+
+/// @brief Multinomial resampling: n independent draws from the categorical law of the weights.
+///
+/// Implemented by n sorted uniforms from exponential spacings merged with the cumulative weights,
+/// O(n + K), no sort and no binary search. The reference scheme: the others have no larger
+/// offspring variance (Douc, Cappe and Moulines 2005). Keeps a workspace of n + 1 doubles.
+struct multinomial {
+  /// @brief Reusable scratch space (the n + 1 partial sums of exponentials); not user state.
+  std::vector<double> workspace{};
+
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring, n >= 1 (may differ from K)
+  /// @param counts K outputs; on return sum(counts) == n and E[counts[i]] == n w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::multinomial::offspring: ..." for empty, NaN, negative,
+  /// infinite or all-zero weights, counts.size() != K, or n == 0
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    const auto s = detail::check_offspring_arguments("multinomial::offspring", weights, n, counts);
+    detail::multinomial_counts<false>(weights.data(), s.total, s.last_positive, weights.size(), n, counts.data(),
+                                      workspace, rng);
+  }
+};
+
+/// @brief Stratified resampling: one uniform point in each of the n strata [j, j + 1) of the
+/// scaled cumulative weights (Kitagawa 1996).
+///
+/// Particle i gets between floor(n w_i) - 1 and ceil(n w_i) + 1 offspring. Only the strata that
+/// contain a cell boundary affect the counts; their uniforms are taken as the cumulative weights
+/// enter them, in one fused pass that also validates and sums the weights. No workspace.
+struct stratified {
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring, n >= 1 (may differ from K)
+  /// @param counts K outputs; on return sum(counts) == n and E[counts[i]] == n w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::stratified::offspring: ..." as multinomial::offspring
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    detail::stratified_scheme<true>("stratified::offspring", weights, n, counts, rng);
+  }
+};
+
+/// @brief Systematic resampling: the n points u, u + 1, ..., u + n - 1 on the scaled cumulative
+/// weights, with one uniform u (Carpenter, Clifford and Fearnhead 1999).
+///
+/// Particle i gets floor(n w_i) or ceil(n w_i) offspring; with uniform weights and n == K, exactly
+/// one each. The fastest scheme: one fused pass validates, sums and counts (a second pass only
+/// for weights not normalised); one uniform per pass. No workspace.
+struct systematic {
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring, n >= 1 (may differ from K)
+  /// @param counts K outputs; on return sum(counts) == n and E[counts[i]] == n w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::systematic::offspring: ..." as multinomial::offspring
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    detail::stratified_scheme<false>("systematic::offspring", weights, n, counts, rng);
+  }
+};
+
+/// @brief How tsmc::residual draws the R = n - sum floor(n w_i) remaining offspring.
+enum class residual_remainder {
+  systematic,   ///< systematic on the fractional parts: every count is floor(n w_i) or ceil(n w_i)
+  multinomial,  ///< multinomial on the fractional parts (the classic residual scheme, Liu and Chen 1998)
+};
+
+/// @brief Residual resampling: floor(n w_i) deterministic copies of particle i, then the
+/// R = n - sum_i floor(n w_i) remaining offspring drawn on the fractional parts
+/// r_i = n w_i - floor(n w_i) (weights r_i / R) by systematic (default) or multinomial.
+///
+/// Every count is at least floor(n w_i). With the systematic remainder, each particle gets at
+/// most one extra copy (its remainder weight R r_i / R = r_i is below 1), so counts are
+/// floor(n w_i) or ceil(n w_i) in exact arithmetic; the fractional parts are renormalised by
+/// their computed sum, so a remainder within rounding of 1 could in principle give one more
+/// copy (never observed with non-degenerate weights). Choose the remainder by designated
+/// initialiser: `residual{.remainder = residual_remainder::multinomial}`.
+/// Keeps a workspace of K doubles (and min(n, K) + 1 more for the multinomial remainder).
+struct residual {
+  /// @brief The scheme for the remainder (systematic by default).
+  residual_remainder remainder = residual_remainder::systematic;
+  /// @brief Reusable scratch space (the K fractional parts); not user state.
+  std::vector<double> workspace{};
+  /// @brief Reusable scratch space for the multinomial remainder; not user state.
+  std::vector<double> remainder_workspace{};
+
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring, n >= 1 (may differ from K)
+  /// @param counts K outputs; on return sum(counts) == n, counts[i] >= floor(n w_i) and
+  /// E[counts[i]] == n w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::residual::offspring: ..." as multinomial::offspring
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    const auto s = detail::check_offspring_arguments("residual::offspring", weights, n, counts);
+    const std::size_t k = weights.size();
+    const double* w = weights.data();
+    const double scale = static_cast<double>(n) / s.total;
+    const double tolerance = detail::rounding_tolerance(k);
+    double* fraction = detail::reserve_workspace(workspace, k);
+    std::uint64_t copies = 0;
+    double fraction_total = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const double r = scale * w[i];
+      const std::uint64_t whole = detail::tolerant_floor(r, tolerance);
+      fraction[i] = std::max(r - static_cast<double>(whole), 0.0);
+      fraction_total += fraction[i];
+      copies += whole;
+    }
+    // sum floor(n w_i) <= n up to a rounding of about n K 2^-52, below 1 for any practical n, K.
+    // Should rounding ever break it, fall back to systematic (same floor/ceil structure).
+    if (copies > n) {
+      detail::stratified_counts<false>(w, s.total, k, n, counts.data(), rng);
+      return;
+    }
+    const std::size_t rest = n - static_cast<std::size_t>(copies);
+    if (rest == 0 || !(fraction_total > 0.0)) {
+      for (std::size_t i = 0; i < k; ++i) counts[i] = 0;
+      if (rest != 0) counts[s.last_positive] = static_cast<particle_index>(rest);  // unreachable in practice
+    } else {
+      std::size_t last = k - 1;
+      while (fraction[last] == 0.0) --last;
+      if (remainder == residual_remainder::systematic) {
+        detail::stratified_counts<false>(fraction, fraction_total, k, rest, counts.data(), rng);
+      } else {
+        detail::reserve_workspace(remainder_workspace, std::min(n, k) + 1);  // rest <= min(n, K)
+        detail::multinomial_counts<false>(fraction, fraction_total, last, k, rest, counts.data(),
+                                          remainder_workspace, rng);
+      }
+    }
+    for (std::size_t i = 0; i < k; ++i)
+      counts[i] += static_cast<particle_index>(detail::tolerant_floor(scale * w[i], tolerance));
+  }
+};
+
+/// @brief The Srinivasan sampling process (SSP) of Gerber, Chopin and Whiteley (2019, Sec. 3):
+/// every count is floor(n w_i) or ceil(n w_i), and the counts are negatively associated.
+///
+/// Starting from the fractional parts d_i of n w_i, particles are paired in index order: the
+/// pending fraction d_p meets d_i. If d_p + d_i < 1, one of them takes d_p + d_i and the other 0
+/// (i takes it with probability d_i / (d_p + d_i)); otherwise one takes 1 and the other
+/// d_p + d_i - 1 (p takes 1 with probability (1 - d_i) / (2 - d_p - d_i)). Each step settles one
+/// particle and preserves E[d]. One uniform per particle, branch-free, O(K). No workspace.
+struct ssp {
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring, n >= 1 (may differ from K)
+  /// @param counts K outputs; on return sum(counts) == n, counts[i] is floor(n w_i) or
+  /// ceil(n w_i), and E[counts[i]] == n w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::ssp::offspring: ..." as multinomial::offspring
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    const auto s = detail::check_offspring_arguments("ssp::offspring", weights, n, counts);
+    const std::size_t k = weights.size();
+    const double* w = weights.data();
+    particle_index* out = counts.data();
+    const double scale = static_cast<double>(n) / s.total;
+    const double tolerance = detail::rounding_tolerance(k);
+    std::uint64_t assigned = 0;
+    double r = scale * w[0];
+    std::uint64_t whole = detail::tolerant_floor(r, tolerance);
+    out[0] = static_cast<particle_index>(whole);
+    assigned += whole;
+    std::size_t pending = 0;
+    double pending_fraction = std::max(r - static_cast<double>(whole), 0.0);
+    for (std::size_t i = 1; i < k; ++i) {
+      r = scale * w[i];
+      whole = detail::tolerant_floor(r, tolerance);
+      const double fraction = std::max(r - static_cast<double>(whole), 0.0);
+      out[i] = static_cast<particle_index>(whole);
+      assigned += whole;
+      const double sum = pending_fraction + fraction;
+      const double u = uniform01(rng);
+      const bool below_one = sum < 1.0;
+      // Selections by bit masks: the outcome is a coin flip, so a branch would mispredict half the time.
+      const double numerator = detail::select(below_one, fraction, 1.0 - fraction);
+      const double denominator = detail::select(below_one, sum, 2.0 - sum);
+      const bool settle_pending = u * denominator < numerator;  // also right for 0 fractions
+      const std::size_t mask = std::size_t{0} - static_cast<std::size_t>(settle_pending);
+      const std::size_t settled = (pending & mask) | (i & ~mask);
+      const auto extra = static_cast<std::uint64_t>(!below_one);  // settled at 1 (or at 0)
+      out[settled] += static_cast<particle_index>(extra);
+      assigned += extra;
+      pending = (i & mask) | (pending & ~mask);
+      pending_fraction = sum - static_cast<double>(extra);  // exact: subtracts 0 or 1
+    }
+    // The last pending fraction is 0 or 1 up to rounding; assigning n - assigned keeps sum == n.
+    // Should rounding of n K 2^-52 (below 1 for any practical n, K) ever break that, fall back
+    // to systematic, which has the same floor/ceil structure.
+    if (assigned > n || n - assigned > 1) {
+      detail::stratified_counts<false>(w, s.total, k, n, out, rng);
+      return;
+    }
+    out[pending] += static_cast<particle_index>(static_cast<std::uint64_t>(n) - assigned);
+  }
+};
+
+/// @brief Killing resampling (Del Moral 2004): particle i survives in its own slot with
+/// probability w_i / max_j w_j; each killed slot is refilled by a draw from the weights
+/// (multinomial, by sorted uniforms).
+///
+/// Unbiased: E[N_i] = w_i / w_max + E[#killed] w_i = K w_i. Needs n == K (the survivors keep
+/// their slots), so it cannot serve the n = K - 1 draw of conditional SMC.
+/// Keeps a workspace of K + 1 doubles.
+struct killing {
+  /// @brief Reusable scratch space for the refill draws; not user state.
+  std::vector<double> workspace{};
+
+  /// @brief Draws offspring counts.
+  /// @tparam Engine a tsmc::RandomEngine
+  /// @param weights K >= 1 normalised weights (sum 1 up to rounding), finite and >= 0
+  /// @param n the number of offspring; must equal K
+  /// @param counts K outputs; on return sum(counts) == K and E[counts[i]] == K w_i
+  /// @param rng the random engine
+  /// @throw tsmc::invalid_argument "tsmc::killing::offspring: ..." as multinomial::offspring,
+  /// and when n != K
+  template <RandomEngine Engine>
+  void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
+    const auto s = detail::check_offspring_arguments("killing::offspring", weights, n, counts);
+    const std::size_t k = weights.size();
+    check_argument(n == k, "killing::offspring", "n", "must equal weights.size() " + std::to_string(k), n);
+    const double* w = weights.data();
+    double largest = 0.0;
+    for (std::size_t i = 0; i < k; ++i) largest = std::max(largest, w[i]);
+    detail::reserve_workspace(workspace, k + 1);  // the most refills: steady state never reallocates
+    std::size_t killed = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const bool survives = uniform01(rng) * largest < w[i];  // probability w_i / w_max
+      counts[i] = static_cast<particle_index>(survives);
+      killed += static_cast<std::size_t>(!survives);
+    }
+    if (killed > 0)
+      detail::multinomial_counts<true>(w, s.total, s.last_positive, k, killed, counts.data(), workspace, rng);
+  }
+};
+
+/// @brief A resampling scheme: a value type with a non-const member template
+/// `offspring(weights, n, counts, rng)` writing K offspring counts that sum to n.
+///
+/// Checked with tsmc::default_engine. Models: multinomial, stratified, systematic, residual, ssp,
+/// killing.
+template <class S>
+concept ResamplingScheme =
+    std::copy_constructible<S> &&
+    requires(S& s, std::span<const double> weights, std::size_t n, std::span<particle_index> counts,
+             default_engine& rng) { s.offspring(weights, n, counts, rng); };
+
+}  // namespace tsmc

@@ -1,0 +1,63 @@
+#pragma once
+/// @file
+/// @brief The fused per-particle proposal pass: logits = log p0 + log psi, their logsumexp and
+/// one inverse-CDF draw, over one row of V candidates.
+
+#include <tsmc/core/log_math.hpp>
+#include <tsmc/core/types.hpp>
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstddef>
+
+namespace tsmc {
+
+/// @brief What one fused proposal pass returns for one particle.
+struct proposal_draw {
+  double log_normalizer = 0.0;  ///< log sum_v exp(a_v + b_v); -inf if every candidate has zero mass
+  token chosen = 0;             ///< the sampled token
+};
+
+/// @brief Samples one token from softmax(a + b) and returns log sum_v exp(a_v + b_v).
+///
+/// The row is shifted by its maximum, exponentiated (vectorised by Eigen) into `scratch`, summed, and the token is found by a cumulative scan against u times the sum:
+/// one uniform per draw, so per-particle streams make results independent of threading.
+/// NaN or +inf anywhere makes log_normalizer NaN or +inf (the caller diagnoses); all -inf gives
+/// -inf and chosen = 0.
+/// @param a V log-values (log p0)
+/// @param b V log-values (log psi), or nullptr for zeros
+/// @param vocab V
+/// @param u a uniform in [0, 1)
+/// @param scratch a buffer of at least V doubles, overwritten
+[[nodiscard]] inline proposal_draw fused_proposal_draw(const double* a, const double* b, std::size_t vocab, double u,
+                                                       Eigen::ArrayXd& scratch) {
+  const auto n = static_cast<Eigen::Index>(vocab);
+  const Eigen::Map<const Eigen::ArrayXd> la(a, n);
+  auto e = scratch.head(n);
+  double max;
+  if (b != nullptr) {
+    const Eigen::Map<const Eigen::ArrayXd> lb(b, n);
+    max = static_cast<double>((la + lb).maxCoeff());
+    if (!std::isfinite(max)) return {max == neg_inf ? neg_inf : max + (la + lb).sum(), 0};
+    e = ((la + lb) - max).exp();
+  } else {
+    max = static_cast<double>(la.maxCoeff());
+    if (!std::isfinite(max)) return {max == neg_inf ? neg_inf : max + la.sum(), 0};
+    e = (la - max).exp();
+  }
+  const double total = e.sum();
+  if (!std::isfinite(total)) return {total, 0};  // a NaN slipped past maxCoeff
+  const double target = u * total;
+  double cumulative = 0.0;
+  Eigen::Index last_positive = 0;
+  for (Eigen::Index v = 0; v < n; ++v) {
+    const double p = e[v];
+    if (p > 0.0) last_positive = v;
+    cumulative += p;
+    if (target < cumulative) return {max + std::log(total), static_cast<token>(v)};
+  }
+  return {max + std::log(total), static_cast<token>(last_positive)};
+}
+
+}  // namespace tsmc

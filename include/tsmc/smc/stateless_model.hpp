@@ -1,0 +1,98 @@
+#pragma once
+/// @file
+/// @brief An adapter that turns a stateless next-token function into a LanguageModel.
+
+#include <tsmc/core/concepts.hpp>
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/types.hpp>
+
+#include <concepts>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tsmc {
+
+/// @brief A function `f(prompt, prefix, out)` writing out[v] = log p0(v | prompt, prefix) for
+/// every token v (normalised log-probabilities, V doubles).
+template <class F>
+concept NextTokenFunction =
+    std::invocable<F&, std::span<const token>, std::span<const token>, std::span<double>>;
+
+/// @brief Wraps a stateless next-token function as a batched, stateful LanguageModel.
+///
+/// For users whose model has no cache: the adapter keeps each particle's generated prefix and
+/// calls the function once per particle per step. reorder copies only the prefixes of dead
+/// particles (slot-stable ancestors make the in-place copy safe).
+/// @tparam F a NextTokenFunction
+template <NextTokenFunction F>
+class stateless_model {
+ public:
+  /// @brief Wraps f for a vocabulary of vocab_size tokens.
+  /// @throw tsmc::invalid_argument if vocab_size == 0
+  stateless_model(std::size_t vocab_size, F next_token_log_probs)
+      : vocab_size_(vocab_size), function_(std::move(next_token_log_probs)) {
+    check_positive("stateless_model", "vocab_size", vocab_size);
+  }
+
+  /// @brief The vocabulary size V.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_size_; }
+
+  /// @brief Positions K particles after the prompt (all prefixes empty).
+  /// @throw tsmc::invalid_argument if particles == 0
+  void start(std::span<const token> prompt, std::size_t particles) {
+    check_positive("stateless_model::start", "particles", particles);
+    prompt_.assign(prompt.begin(), prompt.end());
+    prefixes_.resize(particles);
+    for (auto& p : prefixes_) p.clear();
+  }
+
+  /// @brief Row k = f(prompt, prefix_k).
+  /// @throw tsmc::invalid_argument if out is not K x V
+  void log_probs(log_prob_ref out) {
+    check_shape(out);
+    for (std::size_t k = 0; k < prefixes_.size(); ++k) {
+      function_(std::span<const token>(prompt_), std::span<const token>(prefixes_[k]),
+                std::span<double>(out.row(static_cast<Eigen::Index>(k)).data(), vocab_size_));
+    }
+  }
+
+  /// @brief Extends prefix k by tokens[k].
+  /// @throw tsmc::invalid_argument on a size mismatch
+  void append(std::span<const token> tokens) {
+    check_argument(tokens.size() == prefixes_.size(), "stateless_model::append", "tokens.size()",
+                   "must equal the number of particles " + std::to_string(prefixes_.size()), tokens.size());
+    for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
+  }
+
+  /// @brief Slot k takes prefix ancestors[k] (copied only where ancestors[k] != k).
+  /// @throw tsmc::invalid_argument on a size mismatch or an ancestor out of range
+  void reorder(std::span<const particle_index> ancestors) {
+    check_argument(ancestors.size() == prefixes_.size(), "stateless_model::reorder", "ancestors.size()",
+                   "must equal the number of particles " + std::to_string(prefixes_.size()), ancestors.size());
+    for (std::size_t k = 0; k < ancestors.size(); ++k) {
+      check_argument(ancestors[k] < prefixes_.size(), "stateless_model::reorder", "ancestors[" + std::to_string(k) + "]",
+                     "must be < " + std::to_string(prefixes_.size()), ancestors[k]);
+      if (ancestors[k] != k) prefixes_[k] = prefixes_[ancestors[k]];
+    }
+  }
+
+  /// @brief The generated prefixes, one per particle.
+  [[nodiscard]] std::span<const token_sequence> prefixes() const noexcept { return prefixes_; }
+
+ private:
+  void check_shape(const log_prob_ref& out) const {
+    check_argument(static_cast<std::size_t>(out.rows()) == prefixes_.size(), "stateless_model::log_probs",
+                   "out.rows()", "must equal the number of particles " + std::to_string(prefixes_.size()), out.rows());
+    check_argument(static_cast<std::size_t>(out.cols()) == vocab_size_, "stateless_model::log_probs", "out.cols()",
+                   "must equal vocab_size " + std::to_string(vocab_size_), out.cols());
+  }
+
+  std::size_t vocab_size_;
+  F function_;
+  token_sequence prompt_;
+  std::vector<token_sequence> prefixes_;
+};
+
+}  // namespace tsmc

@@ -1,0 +1,413 @@
+// Tests of the resampling schemes: sums, structure, unbiasedness, variance ordering, the
+// multinomial law, bad input. Statistical assertions use fixed seeds and thresholds whose
+// false-alarm probability is at most 1e-6 per assertion (documented at each threshold).
+
+#include <catch2/catch.hpp>
+
+#include <tsmc/resampling/schemes.hpp>
+
+#include "resampling/resampling_test_support.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+using tsmc::particle_index;
+using tsmc_test::random_weights;
+using tsmc_test::residual_multinomial;
+
+namespace {
+
+// |z| limit for a per-particle z-test with Bonferroni over at most 25 particles:
+// 25 * P(|Z| > 6) = 25 * 1.97e-9 = 4.9e-8 <= 1e-6, leaving a factor 20 for the normal
+// approximation of a mean of >= 20000 bounded counts.
+constexpr double z_limit = 6.0;
+
+template <class Scheme>
+std::vector<particle_index> draw(Scheme& scheme, const std::vector<double>& w, std::size_t n,
+                                 tsmc::default_engine& rng) {
+  std::vector<particle_index> counts(w.size());
+  scheme.offspring(w, n, counts, rng);
+  return counts;
+}
+
+std::uint64_t total(const std::vector<particle_index>& counts) {
+  return std::accumulate(counts.begin(), counts.end(), std::uint64_t{0});
+}
+
+}  // namespace
+
+TEST_CASE("every scheme models ResamplingScheme", "[resampling]") {
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::multinomial>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::stratified>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::systematic>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::residual>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::ssp>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<tsmc::killing>);
+  STATIC_REQUIRE(tsmc::ResamplingScheme<residual_multinomial>);
+  struct const_only {
+    void offspring(std::span<double>, std::size_t, std::span<particle_index>, tsmc::default_engine&) {}
+  };
+  struct no_offspring {};
+  STATIC_REQUIRE_FALSE(tsmc::ResamplingScheme<int>);
+  STATIC_REQUIRE_FALSE(tsmc::ResamplingScheme<no_offspring>);
+  STATIC_REQUIRE_FALSE(tsmc::ResamplingScheme<const_only>);  // takes mutable weights: wrong signature
+}
+
+TEMPLATE_TEST_CASE("scheme counts sum to n, a single particle works, zero weights get nothing", "[resampling]",
+                   tsmc::multinomial, tsmc::stratified, tsmc::systematic, tsmc::residual, residual_multinomial,
+                   tsmc::ssp, tsmc::killing) {
+  TestType scheme;
+  tsmc::default_engine rng{11};
+  SECTION("single particle") {
+    std::vector<double> one{1.0};
+    CHECK(draw(scheme, one, 1, rng) == std::vector<particle_index>{1});
+    if constexpr (tsmc_test::allows_any_n<TestType>) CHECK(draw(scheme, one, 5, rng) == std::vector<particle_index>{5});
+  }
+  SECTION("sums, with zero weights first, inside and last") {
+    for (std::size_t k : {2u, 3u, 5u, 17u, 64u, 1000u}) {
+      auto w = random_weights(k, 1.5, 100 + k);
+      w.back() = 0.0;
+      if (k >= 4) {
+        w.front() = 0.0;
+        w[k / 2] = 0.0;
+      }
+      for (std::size_t n : {k, std::size_t{1}, k / 2 + 1, 3 * k + 1}) {
+        if (!tsmc_test::allows_any_n<TestType> && n != k) continue;
+        for (int rep = 0; rep < 20; ++rep) {
+          const auto counts = draw(scheme, w, n, rng);
+          REQUIRE(total(counts) == n);
+          for (std::size_t i = 0; i < k; ++i)
+            if (w[i] == 0.0) REQUIRE(counts[i] == 0);
+        }
+      }
+    }
+  }
+  SECTION("unnormalised weights are renormalised") {
+    const std::vector<double> w{2.0, 0.0, 6.0};  // 0.25, 0, 0.75
+    const std::size_t n = tsmc_test::allows_any_n<TestType> ? 4 : 3;
+    for (int rep = 0; rep < 50; ++rep) {
+      const auto counts = draw(scheme, w, n, rng);
+      REQUIRE(total(counts) == n);
+      REQUIRE(counts[1] == 0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("scheme rejects bad weights with a message naming function, argument and value", "[resampling]",
+                   tsmc::multinomial, tsmc::stratified, tsmc::systematic, tsmc::residual, tsmc::ssp, tsmc::killing) {
+  TestType scheme;
+  tsmc::default_engine rng{1};
+  std::vector<particle_index> counts(3);
+  const std::vector<double> empty;
+  const std::vector<double> nan{0.5, std::numeric_limits<double>::quiet_NaN(), 0.5};
+  const std::vector<double> negative{0.5, -0.25, 0.75};
+  const std::vector<double> infinite{0.5, std::numeric_limits<double>::infinity(), 0.5};
+  const std::vector<double> zeros{0.0, 0.0, 0.0};
+  const std::vector<double> good{0.2, 0.3, 0.5};
+  std::vector<particle_index> no_counts;
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_AS(scheme.offspring(empty, 3, no_counts, rng), tsmc::invalid_argument);
+  CHECK_THROWS_WITH(scheme.offspring(empty, 3, no_counts, rng), Contains("::offspring: weights.size()"));
+  CHECK_THROWS_WITH(scheme.offspring(nan, 3, counts, rng), Contains("weights must not contain NaN, got nan"));
+  CHECK_THROWS_WITH(scheme.offspring(negative, 3, counts, rng), Contains("weights must be >= 0, got -0.25"));
+  CHECK_THROWS_WITH(scheme.offspring(infinite, 3, counts, rng), Contains("weights must be finite, got inf"));
+  CHECK_THROWS_WITH(scheme.offspring(zeros, 3, counts, rng), Contains("sum of weights must be positive"));
+  CHECK_THROWS_WITH(scheme.offspring(good, 0, counts, rng), Contains("n must be positive, got 0"));
+  std::vector<particle_index> short_counts(2);
+  CHECK_THROWS_WITH(scheme.offspring(good, 3, short_counts, rng), Contains("counts.size() must equal"));
+  CHECK_THROWS_AS(scheme.offspring(negative, 3, counts, rng), tsmc::invalid_argument);
+}
+
+TEST_CASE("scheme error messages name the scheme", "[resampling]") {
+  tsmc::default_engine rng{1};
+  std::vector<particle_index> counts(2);
+  const std::vector<double> bad{0.5, -1.0};
+  CHECK_THROWS_WITH(tsmc::multinomial{}.offspring(bad, 2, counts, rng),
+                    "tsmc::multinomial::offspring: weights must be >= 0, got -1");
+  CHECK_THROWS_WITH(tsmc::stratified{}.offspring(bad, 2, counts, rng),
+                    "tsmc::stratified::offspring: weights must be >= 0, got -1");
+  CHECK_THROWS_WITH(tsmc::systematic{}.offspring(bad, 2, counts, rng),
+                    "tsmc::systematic::offspring: weights must be >= 0, got -1");
+  CHECK_THROWS_WITH(tsmc::residual{}.offspring(bad, 2, counts, rng),
+                    "tsmc::residual::offspring: weights must be >= 0, got -1");
+  CHECK_THROWS_WITH(tsmc::ssp{}.offspring(bad, 2, counts, rng), "tsmc::ssp::offspring: weights must be >= 0, got -1");
+  CHECK_THROWS_WITH(tsmc::killing{}.offspring(bad, 2, counts, rng),
+                    "tsmc::killing::offspring: weights must be >= 0, got -1");
+  const std::vector<double> good{0.5, 0.5};
+  CHECK_THROWS_WITH(tsmc::killing{}.offspring(good, 3, counts, rng),
+                    "tsmc::killing::offspring: n must equal weights.size() 2, got 3");
+}
+
+TEMPLATE_TEST_CASE("scheme is unbiased: mean offspring equals n w_i, for n == K and n != K", "[resampling]",
+                   tsmc::multinomial, tsmc::stratified, tsmc::systematic, tsmc::residual, residual_multinomial,
+                   tsmc::ssp, tsmc::killing) {
+  constexpr std::size_t k = 12;
+  const auto w = random_weights(k, 1.0, 2024);
+  for (std::size_t n : {k, std::size_t{7}, std::size_t{29}}) {
+    if (!tsmc_test::allows_any_n<TestType> && n != k) continue;
+    TestType scheme;
+    tsmc::default_engine rng{77 + n};
+    tsmc_test::count_moments moments(k);
+    std::vector<particle_index> counts(k);
+    for (int r = 0; r < 100000; ++r) {
+      scheme.offspring(w, n, counts, rng);
+      moments.add(counts);
+    }
+    std::vector<double> expected(k);
+    for (std::size_t i = 0; i < k; ++i) expected[i] = static_cast<double>(n) * w[i];
+    INFO("n = " << n);
+    CHECK(moments.max_abs_z(expected) < z_limit);
+  }
+}
+
+TEST_CASE("unbiasedness test has power: a biased scheme is caught", "[resampling]") {
+  // Systematic on slightly perturbed weights must fail the same test, so the test is not vacuous.
+  constexpr std::size_t k = 12, n = 12;
+  auto w = random_weights(k, 1.0, 2024);
+  auto perturbed = w;
+  perturbed[0] *= 1.05;
+  tsmc::systematic scheme;
+  tsmc::default_engine rng{5};
+  tsmc_test::count_moments moments(k);
+  std::vector<particle_index> counts(k);
+  for (int r = 0; r < 100000; ++r) {
+    scheme.offspring(perturbed, n, counts, rng);
+    moments.add(counts);
+  }
+  std::vector<double> expected(k);
+  for (std::size_t i = 0; i < k; ++i) expected[i] = n * w[i];
+  CHECK(moments.max_abs_z(expected) > z_limit);
+}
+
+namespace {
+// Checks lo(n w_i) <= counts[i] <= hi(n w_i) for many draws on several weight vectors.
+template <class Scheme, class Lower, class Upper>
+void check_structure(Lower lower, Upper upper) {
+  Scheme scheme;
+  tsmc::default_engine rng{31};
+  for (std::size_t k : {5u, 50u, 333u}) {
+    for (double sigma : {0.3, 1.0, 2.5}) {
+      const auto w = random_weights(k, sigma, 1000 * k + static_cast<std::uint64_t>(sigma * 10));
+      for (std::size_t n : {k, k / 2 + 1, 2 * k + 3}) {
+        std::vector<particle_index> counts(k);
+        for (int rep = 0; rep < 300; ++rep) {
+          scheme.offspring(w, n, counts, rng);
+          for (std::size_t i = 0; i < k; ++i) {
+            const double expected = static_cast<double>(n) * w[i];
+            const double c = counts[i];
+            if (c < lower(expected) || c > upper(expected)) {  // INFO only on failure: it is costly
+              INFO("k = " << k << ", n = " << n << ", i = " << i << ", n w_i = " << expected << ", count = " << c);
+              REQUIRE(c >= lower(expected));
+              REQUIRE(c <= upper(expected));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("structure: systematic, SSP and residual-systematic give floor or ceil of n w_i", "[resampling]") {
+  const auto floor_ = [](double x) { return std::floor(x); };
+  const auto ceil_ = [](double x) { return std::ceil(x); };
+  check_structure<tsmc::systematic>(floor_, ceil_);
+  check_structure<tsmc::ssp>(floor_, ceil_);
+  check_structure<tsmc::residual>(floor_, ceil_);
+}
+
+TEST_CASE("structure: stratified stays within floor - 1 and ceil + 1; residual at least floor", "[resampling]") {
+  check_structure<tsmc::stratified>([](double x) { return std::floor(x) - 1.0; },
+                                    [](double x) { return std::ceil(x) + 1.0; });
+  const auto floor_ = [](double x) { return std::floor(x); };
+  const auto any = [](double) { return std::numeric_limits<double>::infinity(); };
+  check_structure<tsmc::residual>(floor_, any);
+  check_structure<residual_multinomial>(floor_, any);
+}
+
+TEMPLATE_TEST_CASE("structure: uniform weights give exactly one offspring each", "[resampling]", tsmc::stratified,
+                   tsmc::systematic, tsmc::ssp, tsmc::residual, residual_multinomial) {
+  TestType scheme;
+  tsmc::default_engine rng{8};
+  for (std::size_t k : {1u, 2u, 7u, 100u, 1000u, 4099u}) {
+    const std::vector<double> w(k, 1.0 / static_cast<double>(k));
+    std::vector<particle_index> counts(k);
+    for (int rep = 0; rep < 20; ++rep) {
+      scheme.offspring(w, k, counts, rng);
+      REQUIRE(std::all_of(counts.begin(), counts.end(), [](particle_index c) { return c == 1; }));
+    }
+  }
+}
+
+TEST_CASE("structure: killing keeps n == K and keeps the heaviest particle", "[resampling]") {
+  tsmc::killing scheme;
+  tsmc::default_engine rng{3};
+  const auto w = random_weights(40, 1.0, 9);
+  const auto heaviest = static_cast<std::size_t>(std::max_element(w.begin(), w.end()) - w.begin());
+  std::vector<particle_index> counts(40);
+  for (int rep = 0; rep < 1000; ++rep) {
+    scheme.offspring(w, 40, counts, rng);
+    REQUIRE(total(counts) == 40);
+    REQUIRE(counts[heaviest] >= 1);  // survives with probability w_max / w_max = 1
+  }
+  std::vector<particle_index> wrong(40);
+  CHECK_THROWS_AS(scheme.offspring(w, 39, wrong, rng), tsmc::invalid_argument);
+}
+
+TEST_CASE("variance ordering: systematic, stratified, residual and SSP do not exceed multinomial", "[resampling]") {
+  // Total variance V = E sum_i (N_i - n w_i)^2. Multinomial's is exact: n (1 - sum w_i^2).
+  // Each scheme's V is estimated from R draws; the assertion (V_hat - V_mult) / se < 6 has
+  // false-alarm probability below 1e-9 (one-sided normal) when V_scheme <= V_mult. The
+  // multinomial estimate itself is checked against the exact value (|z| < 6).
+  constexpr std::size_t k = 20;
+  const auto w = random_weights(k, 1.0, 4242);
+  constexpr int draws = 40000;
+  for (std::size_t n : {k, std::size_t{15}, std::size_t{33}}) {
+    double sum_sq = 0.0;
+    for (double v : w) sum_sq += v * v;
+    const double v_mult = static_cast<double>(n) * (1.0 - sum_sq);
+    const auto estimate = [&](auto scheme, std::uint64_t seed) {
+      tsmc::default_engine rng{seed};
+      std::vector<particle_index> counts(k);
+      double s = 0.0, s2 = 0.0;
+      for (int r = 0; r < draws; ++r) {
+        scheme.offspring(w, n, counts, rng);
+        double d = 0.0;
+        for (std::size_t i = 0; i < k; ++i) {
+          const double e = counts[i] - static_cast<double>(n) * w[i];
+          d += e * e;
+        }
+        s += d;
+        s2 += d * d;
+      }
+      const double mean = s / draws;
+      const double se = std::sqrt(std::max(0.0, (s2 - draws * mean * mean) / (draws - 1.0)) / draws);
+      return std::pair{mean, se};
+    };
+    INFO("n = " << n << ", exact multinomial total variance = " << v_mult);
+    const auto [vm, sem] = estimate(tsmc::multinomial{}, 1);
+    CHECK(std::fabs(vm - v_mult) / sem < z_limit);
+    const auto below = [&](std::pair<double, double> e) { return e.first <= v_mult + z_limit * e.second; };
+    const auto sys = estimate(tsmc::systematic{}, 2);
+    const auto strat = estimate(tsmc::stratified{}, 3);
+    const auto res = estimate(tsmc::residual{}, 4);
+    const auto res_m = estimate(residual_multinomial{}, 5);
+    const auto ssp = estimate(tsmc::ssp{}, 6);
+    INFO("systematic " << sys.first << ", stratified " << strat.first << ", residual " << res.first
+                       << ", residual-multinomial " << res_m.first << ", ssp " << ssp.first);
+    CHECK(below(sys));
+    CHECK(below(strat));
+    CHECK(below(res));
+    CHECK(below(res_m));
+    CHECK(below(ssp));
+    // Not part of the theory's guarantee, but a sanity check that these schemes reduce variance
+    // substantially on non-degenerate weights.
+    CHECK(sys.first < 0.5 * v_mult);
+    CHECK(ssp.first < 0.5 * v_mult);
+  }
+}
+
+TEST_CASE("chi-square tail helper matches closed forms", "[resampling]") {
+  // df = 2: P(chi2 > x) = exp(-x / 2); df = 1: erfc(sqrt(x / 2)).
+  for (double x : {0.1, 1.0, 5.0, 30.0, 60.0}) {
+    CHECK(tsmc_test::chi_square_tail(x, 2) == Approx(std::exp(-x / 2)).epsilon(1e-10));
+    CHECK(tsmc_test::chi_square_tail(x, 1) == Approx(std::erfc(std::sqrt(x / 2))).epsilon(1e-8));
+  }
+}
+
+namespace {
+// Chi-square goodness of fit of the multinomial scheme's count vectors against the exact
+// Multinomial(n, w) law, i.e. the law of n direct categorical draws. Cells whose expected
+// frequency is below 20 are pooled into one. Returns the p-value.
+double multinomial_law_p_value(const std::vector<double>& w, std::size_t n, int draws, std::uint64_t seed) {
+  const std::size_t k = w.size();
+  std::map<std::vector<particle_index>, int> observed;
+  tsmc::multinomial scheme;
+  tsmc::default_engine rng{seed};
+  std::vector<particle_index> counts(k);
+  for (int r = 0; r < draws; ++r) {
+    scheme.offspring(w, n, counts, rng);
+    ++observed[counts];
+  }
+  // Enumerate every composition of n into k parts with its exact probability.
+  double statistic = 0.0, pooled_expected = 0.0, pooled_observed = 0.0;
+  std::size_t cells = 0;
+  std::vector<particle_index> c(k, 0);
+  const auto visit = [&](auto&& self, std::size_t i, std::size_t left) -> void {
+    if (i + 1 == k) {
+      c[i] = static_cast<particle_index>(left);
+      double log_p = std::lgamma(static_cast<double>(n) + 1.0);
+      for (std::size_t j = 0; j < k; ++j)
+        log_p += c[j] * std::log(w[j]) - std::lgamma(static_cast<double>(c[j]) + 1.0);
+      const double expected = draws * std::exp(log_p);
+      const auto it = observed.find(c);
+      const double obs = it == observed.end() ? 0.0 : it->second;
+      if (expected < 20.0) {
+        pooled_expected += expected;
+        pooled_observed += obs;
+      } else {
+        statistic += (obs - expected) * (obs - expected) / expected;
+        ++cells;
+      }
+      return;
+    }
+    for (std::size_t v = 0; v <= left; ++v) {
+      c[i] = static_cast<particle_index>(v);
+      self(self, i + 1, left - v);
+    }
+  };
+  visit(visit, 0, n);
+  if (pooled_expected > 0.0) {
+    statistic += (pooled_observed - pooled_expected) * (pooled_observed - pooled_expected) / pooled_expected;
+    ++cells;
+  }
+  return tsmc_test::chi_square_tail(statistic, cells - 1);
+}
+}  // namespace
+
+TEST_CASE("multinomial by spacings has the law of n direct categorical draws", "[resampling]") {
+  // Each assertion: chi-square p-value > 1e-6, a false-alarm probability of 1e-6 (asymptotic
+  // chi-square; every cell's expected frequency is at least 20).
+  CHECK(multinomial_law_p_value({0.1, 0.2, 0.3, 0.4}, 5, 200000, 1) > 1e-6);     // n > K
+  CHECK(multinomial_law_p_value(random_weights(6, 1.0, 3), 6, 200000, 2) > 1e-6);  // n == K
+  CHECK(multinomial_law_p_value(random_weights(10, 1.0, 4), 1, 200000, 3) > 1e-6);  // one draw: categorical
+  CHECK(multinomial_law_p_value(random_weights(7, 0.5, 5), 3, 200000, 4) > 1e-6);   // n < K
+}
+
+TEST_CASE("the law test has power: systematic is not multinomial", "[resampling]") {
+  // Same procedure on systematic counts must reject (their law differs from Multinomial).
+  const std::vector<double> w{0.1, 0.2, 0.3, 0.4};
+  std::map<std::vector<particle_index>, int> seen;
+  tsmc::systematic scheme;
+  tsmc::default_engine rng{1};
+  std::vector<particle_index> counts(4);
+  for (int r = 0; r < 1000; ++r) {
+    scheme.offspring(w, 5, counts, rng);
+    ++seen[counts];
+  }
+  CHECK(seen.size() <= 8);  // only floor/ceil vectors: far fewer outcomes than the 56 of a multinomial
+}
+
+TEST_CASE("schemes reuse their workspace: no growth in steady state", "[resampling]") {
+  tsmc::multinomial m;
+  tsmc::residual r{.remainder = tsmc::residual_remainder::multinomial};
+  tsmc::default_engine rng{1};
+  const auto w = random_weights(256, 1.0, 1);
+  std::vector<particle_index> counts(256);
+  m.offspring(w, 256, counts, rng);
+  r.offspring(w, 256, counts, rng);
+  const auto* m_data = m.workspace.data();
+  const auto* r_data = r.workspace.data();
+  for (int rep = 0; rep < 10; ++rep) {
+    m.offspring(w, 256, counts, rng);
+    r.offspring(w, 256, counts, rng);
+  }
+  CHECK(m.workspace.data() == m_data);
+  CHECK(r.workspace.data() == r_data);
+}
