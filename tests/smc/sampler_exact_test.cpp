@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <Eigen/Cholesky>
+
 #include <map>
 #include <tuple>
 
@@ -143,6 +145,8 @@ TEST_CASE("E[log Zhat] <= log Z <= E[conditional log Zhat] for K = 1, 4, 16, 64"
   }
 }
 
+// Consistency: the weighted particles target sigma. The unbiased form is exact at any K:
+// E[Zhat sum_k W_k 1{s_k = s}] = Z sigma(s), tested per sequence and jointly (chi-square).
 TEST_CASE("the SMC measure is unbiased for Z sigma: E[Zhat sum_k W_k 1{s_k = s}] = Z sigma(s)", "[sampler]") {
   for (bool end_token : {false, true}) {
     CAPTURE(end_token);
@@ -163,12 +167,29 @@ TEST_CASE("the SMC measure is unbiased for Z sigma: E[Zhat sum_k W_k 1{s_k = s}]
         mass[index.at(r.sequences[k])][m] += z_ratio * std::exp(r.normalized_log_weights[k]);
     }
     // Bonferroni over at most 39 sequences: |z| < 6 per cell gives 39 * 2e-9 < 1e-7.
+    const auto d = static_cast<Eigen::Index>(sequences.size());
+    Eigen::VectorXd deviation(d);
     for (std::size_t i = 0; i < sequences.size(); ++i) {
       const mean_estimate est = mean_and_standard_error(mass[i]);
       const double sigma = std::exp(p.solution.log_sigma()[i]);
       INFO("sequence " << i << ": estimate " << est.mean << " +- " << est.standard_error << ", sigma " << sigma);
       REQUIRE(std::abs(est.mean - sigma) < 6.0 * est.standard_error + 1e-12);
+      deviation[static_cast<Eigen::Index>(i)] = est.mean - sigma;
     }
+    // Jointly: Hotelling's T^2 = M dev' S^-1 dev of the mean vector against sigma is chi-square
+    // with d degrees of freedom for large M (the per-run vectors are bounded, M = 6000 >> d).
+    // Threshold: the Wilson-Hilferty chi-square quantile at normal z = 5 (tail 2.9e-7).
+    Eigen::MatrixXd centred(runs, d);
+    for (Eigen::Index i = 0; i < d; ++i) {
+      const double mean = deviation[i] + std::exp(p.solution.log_sigma()[static_cast<std::size_t>(i)]);
+      for (int m = 0; m < runs; ++m) centred(m, i) = mass[static_cast<std::size_t>(i)][static_cast<std::size_t>(m)] - mean;
+    }
+    const Eigen::MatrixXd covariance = centred.transpose() * centred / (runs - 1.0);
+    const double t2 = runs * deviation.dot(covariance.ldlt().solve(deviation));
+    const double df = static_cast<double>(d);
+    const double quantile = df * std::pow(1.0 - 2.0 / (9.0 * df) + 5.0 * std::sqrt(2.0 / (9.0 * df)), 3.0);
+    INFO("Hotelling T^2 = " << t2 << " against the chi-square(" << d << ") quantile " << quantile);
+    REQUIRE(t2 < quantile);
   }
 }
 
