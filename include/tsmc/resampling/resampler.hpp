@@ -67,7 +67,10 @@ class resampler {
   ///
   /// Counts for n = K - 1 come from the scheme, then counts[0] += 1, then slot-stable ancestors,
   /// so ancestors[0] == 0. With K == 1, ancestors[0] = 0 and nothing is drawn. (Killing needs
-  /// n == K and therefore throws here for K > 1.)
+  /// n == K and therefore throws here for K > 1.) Only with multinomial is this the exact
+  /// conditional of unconditional resampling (Andrieu, Doucet and Holenstein 2010), which the
+  /// upper bound of conditional SMC relies on; twisted_smc::run_conditional therefore always uses
+  /// resampler<multinomial> here, whatever its own scheme.
   /// @tparam E a tsmc::RandomEngine
   /// @param log_weights K >= 1 log-weights, as for resample
   /// @param ancestors K outputs

@@ -48,16 +48,21 @@ struct proposal_draw {
   }
   const double total = e.sum();
   if (!std::isfinite(total)) return {total, 0};  // a NaN slipped past maxCoeff
+  // Eigen's vectorised exp clamps very negative arguments, -inf included, to a tiny positive
+  // value instead of 0. The sum (at least 1, from the maximum) cannot see it, but the scan must
+  // never return a token whose logit is -inf: such a candidate is skipped.
+  const auto logit = [a, b](Eigen::Index v) { return b != nullptr ? a[v] + b[v] : a[v]; };
+  const double log_normalizer = max + std::log(total);
   const double target = u * total;
   double cumulative = 0.0;
-  Eigen::Index last_positive = 0;
   for (Eigen::Index v = 0; v < n; ++v) {
-    const double p = e[v];
-    if (p > 0.0) last_positive = v;
-    cumulative += p;
-    if (target < cumulative) return {max + std::log(total), static_cast<token>(v)};
+    cumulative += e[v];
+    if (target < cumulative && logit(v) > neg_inf) return {log_normalizer, static_cast<token>(v)};
   }
-  return {max + std::log(total), static_cast<token>(last_positive)};
+  // Rounding left the cumulative sum a hair below the target: the last token with mass.
+  Eigen::Index last = n - 1;
+  while (last > 0 && !(logit(last) > neg_inf)) --last;
+  return {log_normalizer, static_cast<token>(last)};
 }
 
 }  // namespace tsmc
