@@ -35,6 +35,51 @@ void check_next_shape(const step_context<Model>& ctx, const log_prob_ref& out, c
                  "must equal the number of prefixes " + std::to_string(ctx.prefixes.size()), out.rows());
 }
 
+/// A deterministic Gaussian value for every token sequence: scale * N(0, 1) drawn from an
+/// engine seeded by hashing (seed, tag, sequence). The random potential and the random twist
+/// are this field under different tags.
+class hashed_gaussian_field {
+ public:
+  hashed_gaussian_field(std::uint64_t seed, double scale, std::uint64_t tag, const char* constructor)
+      : seed_(seed), scale_(scale), tag_(tag) {
+    check_argument(std::isfinite(scale) && scale >= 0.0, constructor, "scale", "must be finite and >= 0", scale);
+  }
+
+  /// The value of one sequence.
+  [[nodiscard]] double value(std::span<const token> sequence) const noexcept {
+    sequence_hasher hasher(seed_, tag_);
+    hasher.absorb_sequence(sequence);
+    return draw(hasher);
+  }
+
+  /// out(k, v) = value(prefix_k + v) for every candidate v, hashing each prefix once.
+  template <class Model>
+  void fill_next(const step_context<Model>& ctx, log_prob_ref out, const char* function) const {
+    check_next_shape(ctx, out, function);
+    for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
+      const token_sequence& prefix = ctx.prefixes[k];
+      sequence_hasher hasher(seed_, tag_);
+      hasher.absorb(static_cast<std::uint64_t>(prefix.size() + 1));  // as absorb_sequence of prefix + v
+      for (const token t : prefix) hasher.absorb_token(t);
+      for (Eigen::Index v = 0; v < out.cols(); ++v) {
+        sequence_hasher candidate = hasher;
+        candidate.absorb_token(static_cast<token>(v));
+        out(static_cast<Eigen::Index>(k), v) = draw(candidate);
+      }
+    }
+  }
+
+ private:
+  [[nodiscard]] double draw(const sequence_hasher& hasher) const noexcept {
+    default_engine engine(hasher.value());
+    return scale_ * standard_normal(engine);
+  }
+
+  std::uint64_t seed_;
+  double scale_;
+  std::uint64_t tag_;
+};
+
 }  // namespace tsmc::detail
 
 namespace tsmc::testing {
@@ -52,17 +97,11 @@ class random_potential {
   /// @param seed the seed; equal seeds give equal potentials
   /// @param scale the standard deviation of log phi
   /// @throw tsmc::invalid_argument if scale is negative or not finite
-  explicit random_potential(std::uint64_t seed, double scale = 1.0) : seed_(seed), scale_(scale) {
-    check_argument(std::isfinite(scale) && scale >= 0.0, "testing::random_potential::random_potential", "scale",
-                   "must be finite and >= 0", scale);
-  }
+  explicit random_potential(std::uint64_t seed, double scale = 1.0)
+      : field_(seed, scale, detail::potential_hash_tag, "testing::random_potential::random_potential") {}
 
   /// @brief log phi of one sequence of generated tokens.
-  [[nodiscard]] double log_value(std::span<const token> sequence) const noexcept {
-    detail::sequence_hasher hasher(seed_, detail::potential_hash_tag);
-    hasher.absorb_sequence(sequence);
-    return draw(hasher);
-  }
+  [[nodiscard]] double log_value(std::span<const token> sequence) const noexcept { return field_.value(sequence); }
 
   /// @brief out[k] = log phi(sequences[k]).
   /// @throw tsmc::invalid_argument if out.size() != sequences.size()
@@ -76,28 +115,11 @@ class random_potential {
   /// @throw tsmc::invalid_argument if out.rows() != ctx.prefixes.size()
   template <class Model>
   void log_potential_next(const step_context<Model>& ctx, log_prob_ref out) const {
-    detail::check_next_shape(ctx, out, "testing::random_potential::log_potential_next");
-    for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
-      const token_sequence& prefix = ctx.prefixes[k];
-      detail::sequence_hasher hasher(seed_, detail::potential_hash_tag);
-      hasher.absorb(static_cast<std::uint64_t>(prefix.size() + 1));
-      for (const token t : prefix) hasher.absorb_token(t);
-      for (Eigen::Index v = 0; v < out.cols(); ++v) {
-        detail::sequence_hasher candidate = hasher;
-        candidate.absorb_token(static_cast<token>(v));
-        out(static_cast<Eigen::Index>(k), v) = draw(candidate);
-      }
-    }
+    field_.fill_next(ctx, out, "testing::random_potential::log_potential_next");
   }
 
  private:
-  [[nodiscard]] double draw(const detail::sequence_hasher& hasher) const noexcept {
-    default_engine engine(hasher.value());
-    return scale_ * standard_normal(engine);
-  }
-
-  std::uint64_t seed_;
-  double scale_;
+  detail::hashed_gaussian_field field_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -317,41 +339,21 @@ class random_twist {
   /// @param seed the seed; equal seeds give equal twists
   /// @param scale the standard deviation of log psi
   /// @throw tsmc::invalid_argument if scale is negative or not finite
-  explicit random_twist(std::uint64_t seed, double scale = 1.0) : seed_(seed), scale_(scale) {
-    check_argument(std::isfinite(scale) && scale >= 0.0, "testing::random_twist::random_twist", "scale",
-                   "must be finite and >= 0", scale);
-  }
+  explicit random_twist(std::uint64_t seed, double scale = 1.0)
+      : field_(seed, scale, detail::twist_hash_tag, "testing::random_twist::random_twist") {}
 
   /// @brief log psi of one prefix s_{1:t}.
-  [[nodiscard]] double log_value(std::span<const token> prefix) const noexcept {
-    detail::sequence_hasher hasher(seed_, detail::twist_hash_tag);
-    hasher.absorb_sequence(prefix);
-    default_engine engine(hasher.value());
-    return scale_ * standard_normal(engine);
-  }
+  [[nodiscard]] double log_value(std::span<const token> prefix) const noexcept { return field_.value(prefix); }
 
   /// @brief out(k, v) = log psi(prefix_k + v) for every candidate token v.
   /// @throw tsmc::invalid_argument if out.rows() != ctx.prefixes.size()
   template <class Model>
   void log_twist(const step_context<Model>& ctx, log_prob_ref out) const {
-    detail::check_next_shape(ctx, out, "testing::random_twist::log_twist");
-    for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
-      const token_sequence& prefix = ctx.prefixes[k];
-      detail::sequence_hasher hasher(seed_, detail::twist_hash_tag);
-      hasher.absorb(static_cast<std::uint64_t>(prefix.size() + 1));
-      for (const token t : prefix) hasher.absorb_token(t);
-      for (Eigen::Index v = 0; v < out.cols(); ++v) {
-        detail::sequence_hasher candidate = hasher;
-        candidate.absorb_token(static_cast<token>(v));
-        default_engine engine(candidate.value());
-        out(static_cast<Eigen::Index>(k), v) = scale_ * standard_normal(engine);
-      }
-    }
+    field_.fill_next(ctx, out, "testing::random_twist::log_twist");
   }
 
  private:
-  std::uint64_t seed_;
-  double scale_;
+  detail::hashed_gaussian_field field_;
 };
 
 }  // namespace tsmc::testing
