@@ -39,6 +39,30 @@ struct poisoned_model {
   void reorder(std::span<const particle_index> a) { inner.reorder(a); }
 };
 
+/// Wraps a model and gives particle 0 no possible next token at a given step.
+struct dead_end_model {
+  tabular_model inner;
+  std::size_t dead_step;
+  std::size_t step = 0;
+  [[nodiscard]] std::size_t vocab_size() const { return inner.vocab_size(); }
+  void start(std::span<const token> prompt, std::size_t k) { inner.start(prompt, k), step = 0; }
+  void log_probs(log_prob_ref out) {
+    inner.log_probs(out);
+    if (++step == dead_step) out.row(0).setConstant(-std::numeric_limits<double>::infinity());
+  }
+  void append(std::span<const token> t) { inner.append(t); }
+  void reorder(std::span<const particle_index> a) { inner.reorder(a); }
+};
+
+/// A proposal that gives particle 0 no possible token.
+struct dead_end_proposal {
+  template <class M>
+  void log_proposal(const step_context<M>&, log_prob_ref out) const {
+    out.setZero();
+    out.row(0).setConstant(-std::numeric_limits<double>::infinity());
+  }
+};
+
 /// A twist that returns a bad value at a given step.
 struct poisoned_twist {
   std::size_t poison_step;
@@ -313,7 +337,19 @@ TEST_CASE("bad input gets a clear tsmc exception", "[sampler]") {
                           Contains("tsmc::twisted_smc::run: the model's log p0 at step 2, particle 0, token 1 must not be NaN or +inf"));
     }
   }
-  SECTION("NaN or +inf from the twist, for both proposals") {
+  SECTION("a model row with no possible token, for both proposals, and a proposal row with none") {
+    for (proposal_type proposal : {proposal_type::base, proposal_type::twisted}) {
+      dead_end_model model{tabular_model(3, 1, 1.0), 2};
+      twisted_smc smc(model, none, p.potential, smc_options{.particles = 4, .horizon = 3, .proposal = proposal});
+      REQUIRE_THROWS_WITH(smc.run(std::vector<token>{0}, rng),
+                          Contains("tsmc::twisted_smc::run: the model's log p0 at step 2, particle 0 must not be -inf for every token"));
+    }
+    twisted_smc smc(p.model, none, p.potential, smc_options{.particles = 4, .horizon = 3});
+    dead_end_proposal q;
+    REQUIRE_THROWS_WITH(smc.run_with_proposal(q, std::vector<token>{0}, rng),
+                        Contains("the proposal's log q at step 1, particle 0 must not be -inf for every token"));
+  }
+  SECTION("NaN or +inf from the twist (twisted proposal: the whole row enters the normaliser)") {
     for (double poison : {std::nan(""), std::numeric_limits<double>::infinity()}) {
       poisoned_twist twist{2, poison};
       twisted_smc smc(p.model, twist, p.potential, smc_options{.particles = 4, .horizon = 3});

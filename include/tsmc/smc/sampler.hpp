@@ -431,9 +431,14 @@ class twisted_smc {
           if (std::isnan(psi_x) || psi_x == -neg_inf)
             diagnose_row(function, t, k, l_row, psi_row, psi_is_phi ? "the potential's next-token log phi" : "the twist's log psi");
           if (std::isnan(log_p0_x) || log_p0_x == -neg_inf) diagnose_row(function, t, k, l_row, nullptr, "");
-          if (!twisted && lse == neg_inf)
+          if (lse == neg_inf && !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(V)).maxCoeff() > neg_inf))
             throw_runtime_error(function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
                                               std::to_string(k), "must not be -inf for every token", lse);
+          if constexpr (user_proposal) {
+            if (lse == neg_inf)
+              throw_runtime_error(function, "the proposal's log q at step " + std::to_string(t) + ", particle " +
+                                                std::to_string(k), "must not be -inf for every token", lse);
+          }
           const bool forced = Conditional && k == 0;
           if (forced && twisted && psi_x == neg_inf)
             throw_runtime_error(function, "the twist's log psi of the reference's token " + std::to_string(x) +
