@@ -69,7 +69,8 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
   int ok = 1;
   std::size_t i = 0;
-  for (; i + 4 <= k; i += 4) {
+  const std::size_t k4 = k - k % 4;  // (not i + 4 <= k: g++ -O3 then warns of an overflowing trip count)
+  for (; i < k4; i += 4) {
     ok &= static_cast<int>(w[i] >= 0.0) & static_cast<int>(w[i] <= largest);
     ok &= static_cast<int>(w[i + 1] >= 0.0) & static_cast<int>(w[i + 1] <= largest);
     ok &= static_cast<int>(w[i + 2] >= 0.0) & static_cast<int>(w[i + 2] <= largest);
@@ -173,7 +174,8 @@ stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint
   double c = 0.0;
   double smallest = std::numeric_limits<double>::infinity();
   std::size_t i = 0;
-  for (; i + 4 <= k; i += 4) {
+  const std::size_t k4 = k - k % 4;  // (see check_offspring_arguments)
+  for (; i < k4; i += 4) {
     const double w0 = w[i], w1 = w[i + 1], w2 = w[i + 2], w3 = w[i + 3];
     const double a = w0 + w1;
     const double b = w2 + w3;
