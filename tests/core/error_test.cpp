@@ -15,8 +15,12 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <span>
 #include <string_view>
 #include <type_traits>
+#include <vector>
+
+#include <tsmc/core/types.hpp>  // (and Eigen) before NDEBUG is undefined: only TSMC_ASSERT may change
 
 #if defined(__unix__)
 #include <csignal>
@@ -155,3 +159,14 @@ TEST_CASE("TSMC_ASSERT aborts on a false condition in debug builds", "[core]") {
   CHECK(WTERMSIG(status) == SIGABRT);
 }
 #endif
+
+TEST_CASE("tokens_text and check_tokens format and check token sequences", "[core]") {
+  const std::vector<tsmc::token> tokens{3, 0, 7};
+  CHECK(tsmc::tokens_text(tokens) == "[3, 0, 7]");
+  CHECK(tsmc::tokens_text(std::vector<tsmc::token>{}) == "[]");
+  CHECK_NOTHROW(tsmc::check_tokens(tokens, 8, "f", "tokens"));
+  CHECK_THROWS_WITH(tsmc::check_tokens(tokens, 7, "f", "tokens"), "tsmc::f: tokens[2] must be in [0, 7), got 7");
+  CHECK_THROWS_WITH(tsmc::check_tokens(std::vector<tsmc::token>{-1}, 7, "f", "prompt"),
+                    "tsmc::f: prompt[0] must be in [0, 7), got -1");
+  CHECK_THROWS_AS(tsmc::check_tokens(tokens, 7, "f", "tokens"), tsmc::invalid_argument);
+}

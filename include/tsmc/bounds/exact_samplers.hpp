@@ -52,16 +52,6 @@ concept TargetedExactSampler = ExactSampler<S, Engine> && requires(const S& s) {
 
 namespace detail {
 
-/// "[1, 2, 3]" for a message.
-inline std::string tokens_text(std::span<const token> tokens) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(tokens[i]);
-  }
-  return text + "]";
-}
-
 /// "none" or the token, for a message.
 inline std::string end_token_text(const std::optional<token>& end) { return end ? std::to_string(*end) : "none"; }
 
@@ -498,10 +488,7 @@ class infilling_potential {
     constexpr const char* function = "infilling_potential::infilling_potential";
     check_positive(function, "observation.size()", observation_.size());
     const std::size_t vocab = model.vocab_size();
-    for (std::size_t j = 0; j < observation_.size(); ++j)
-      check_argument(observation_[j] >= 0 && static_cast<std::size_t>(observation_[j]) < vocab, function,
-                     "observation[" + std::to_string(j) + "]", "must be in [0, " + std::to_string(vocab) + ")",
-                     observation_[j]);
+    check_tokens(observation_, vocab, function, "observation");
   }
 
   /// @brief log phi of one sequence: sum_j log p0(o_j | prompt, s, o_{<j}).

@@ -5,9 +5,12 @@
 /// Every message names the function, the argument and the offending value, e.g.
 /// "tsmc::ess_below: fraction must be in (0, 1], got 1.7".
 
+#include <tsmc/core/types.hpp>
+
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -91,6 +94,31 @@ void check_positive(std::string_view function, std::string_view argument, const 
 template <class T>
 void check_finite(std::string_view function, std::string_view argument, const T& value) {
   check_argument(std::isfinite(value), function, argument, "must be finite", value);
+}
+
+/// @brief Formats a token sequence as "[a, b, c]" for error messages.
+[[nodiscard]] inline std::string tokens_text(std::span<const token> tokens) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(tokens[i]);
+  }
+  return text + "]";
+}
+
+/// @brief Checks that every token lies in [0, vocab_size).
+/// @throw tsmc::invalid_argument "tsmc::function: argument[i] must be in [0, V), got t" for the
+/// first token outside the vocabulary
+inline void check_tokens(std::span<const token> tokens, std::size_t vocab_size, std::string_view function,
+                         std::string_view argument) {
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const token t = tokens[i];
+    if (t < 0 || static_cast<std::size_t>(t) >= vocab_size) {
+      std::string name(argument);
+      name.append("[").append(std::to_string(i)).append("]");
+      throw_invalid_argument(function, name, "must be in [0, " + std::to_string(vocab_size) + ")", t);
+    }
+  }
 }
 
 /// @brief Checks that a probability-like fraction lies in (0, 1].

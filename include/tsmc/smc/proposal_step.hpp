@@ -38,11 +38,11 @@ struct proposal_draw {
   double max;
   if (b != nullptr) {
     const Eigen::Map<const Eigen::ArrayXd> lb(b, n);
-    max = static_cast<double>((la + lb).maxCoeff());
+    max = (la + lb).maxCoeff();
     if (!std::isfinite(max)) return {max == neg_inf ? neg_inf : max + (la + lb).sum(), 0};
     e = ((la + lb) - max).exp();
   } else {
-    max = static_cast<double>(la.maxCoeff());
+    max = la.maxCoeff();
     if (!std::isfinite(max)) return {max == neg_inf ? neg_inf : max + la.sum(), 0};
     e = (la - max).exp();
   }

@@ -215,9 +215,7 @@ class twisted_smc {
 
   void check_prompt(std::string_view function, std::span<const token> prompt) const {
     const std::size_t vocab = model_.vocab_size();
-    for (std::size_t i = 0; i < prompt.size(); ++i)
-      check_argument(prompt[i] >= 0 && static_cast<std::size_t>(prompt[i]) < vocab, function,
-                     "prompt[" + std::to_string(i) + "]", "must be in [0, " + std::to_string(vocab) + ")", prompt[i]);
+    check_tokens(prompt, vocab, function, "prompt");
     if constexpr (requires { { model_.max_length() } -> std::convertible_to<std::size_t>; }) {
       const std::size_t need = prompt.size() + options_.horizon;
       check_argument(need <= static_cast<std::size_t>(model_.max_length()), function, "prompt.size() + horizon",
@@ -230,10 +228,8 @@ class twisted_smc {
     const std::size_t horizon = options_.horizon;
     check_argument(!reference.empty() && reference.size() <= horizon, function, "reference.size()",
                    "must be in [1, horizon = " + std::to_string(horizon) + "]", reference.size());
+    check_tokens(reference, vocab, function, "reference");
     for (std::size_t i = 0; i < reference.size(); ++i) {
-      check_argument(reference[i] >= 0 && static_cast<std::size_t>(reference[i]) < vocab, function,
-                     "reference[" + std::to_string(i) + "]", "must be in [0, " + std::to_string(vocab) + ")",
-                     reference[i]);
       if (options_.end_token && i + 1 < reference.size())
         check_argument(reference[i] != *options_.end_token, function, "reference[" + std::to_string(i) + "]",
                        "must not be the end token before the reference's last position", reference[i]);
@@ -277,7 +273,6 @@ class twisted_smc {
   smc_result run_impl(std::string_view function, std::span<const token> prompt, std::span<const token> reference,
                       Proposal& proposal, Engine& rng, Observers&... observers) {
     constexpr bool user_proposal = !std::is_same_v<Proposal, detail::no_proposal>;
-    check_configuration(function);
     check_prompt(function, prompt);
     if constexpr (Conditional) check_reference(function, reference);
 

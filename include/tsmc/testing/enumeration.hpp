@@ -62,10 +62,10 @@ inline void check_log_prob_row(std::span<const double> row, std::span<const toke
                                const char* what) {
   for (std::size_t v = 0; v < row.size(); ++v)
     if (std::isnan(row[v]) || row[v] == std::numeric_limits<double>::infinity())
-      throw_invalid_argument(function, std::string(what) + "(" + sequence_text(prefix) + ")[" + std::to_string(v) + "]",
+      throw_invalid_argument(function, std::string(what) + "(" + tokens_text(prefix) + ")[" + std::to_string(v) + "]",
                              "must not be NaN or +inf", row[v]);
   const double lse = logsumexp(row);
-  check_argument(std::abs(lse) <= 1e-6, function, "logsumexp of " + std::string(what) + "(" + sequence_text(prefix) + ")",
+  check_argument(std::abs(lse) <= 1e-6, function, "logsumexp of " + std::string(what) + "(" + tokens_text(prefix) + ")",
                  "must be 0 (a normalised distribution)", lse);
 }
 
@@ -184,14 +184,7 @@ class exact_solution {
   [[nodiscard]] double kl_sigma_q(Q&& q) const {
     constexpr const char* function = "testing::exact_solution::kl_sigma_q";
     check_argument(log_z_ > neg_inf, function, "log Z", "must be finite (sigma is undefined when Z = 0)", log_z_);
-    const std::vector<double> log_q = leaf_log_q(q, function);
-    double kl = 0.0;
-    for (std::size_t i = 0; i < sequences_.size(); ++i) {
-      if (log_sigma_[i] == neg_inf) continue;
-      if (log_q[i] == neg_inf) return std::numeric_limits<double>::infinity();
-      kl += std::exp(log_sigma_[i]) * (log_sigma_[i] - log_q[i]);
-    }
-    return kl;
+    return directed_kl(log_sigma_, leaf_log_q(q, function));
   }
 
   /// @brief KL(q || sigma) over the finished sequences, for q given by next-token tables as in
@@ -202,14 +195,7 @@ class exact_solution {
   [[nodiscard]] double kl_q_sigma(Q&& q) const {
     constexpr const char* function = "testing::exact_solution::kl_q_sigma";
     check_argument(log_z_ > neg_inf, function, "log Z", "must be finite (sigma is undefined when Z = 0)", log_z_);
-    const std::vector<double> log_q = leaf_log_q(q, function);
-    double kl = 0.0;
-    for (std::size_t i = 0; i < sequences_.size(); ++i) {
-      if (log_q[i] == neg_inf) continue;
-      if (log_sigma_[i] == neg_inf) return std::numeric_limits<double>::infinity();
-      kl += std::exp(log_q[i]) * (log_q[i] - log_sigma_[i]);
-    }
-    return kl;
+    return directed_kl(leaf_log_q(q, function), log_sigma_);
   }
 
   /// @brief log q(s) of every finished sequence for a proposal given by next-token tables
@@ -221,6 +207,18 @@ class exact_solution {
   }
 
  private:
+  /// KL(a || b) = sum_i a_i (log a_i - log b_i) over the sequences, from log-probabilities;
+  /// +inf where b has no mass under a's support.
+  [[nodiscard]] static double directed_kl(std::span<const double> log_a, std::span<const double> log_b) {
+    double kl = 0.0;
+    for (std::size_t i = 0; i < log_a.size(); ++i) {
+      if (log_a[i] == neg_inf) continue;
+      if (log_b[i] == neg_inf) return std::numeric_limits<double>::infinity();
+      kl += std::exp(log_a[i]) * (log_a[i] - log_b[i]);
+    }
+    return kl;
+  }
+
   friend struct detail::enumeration_builder;
   friend class optimal_twist;
   exact_solution() = default;
@@ -239,7 +237,7 @@ class exact_solution {
 
 
   [[nodiscard]] std::optional<std::size_t> find_node(std::span<const token> prefix, const char* function) const {
-    detail::check_tokens(prefix, problem_.vocab_size, function, "prefix");
+    check_tokens(prefix, problem_.vocab_size, function, "prefix");
     std::size_t node = 0;
     for (const token t : prefix) {
       if (first_child_[node] < 0) return std::nullopt;
@@ -255,7 +253,7 @@ class exact_solution {
     const auto first = children_of(prefix, function);
     if (!first)
       throw_invalid_argument(function, "prefix", "must be an unfinished prefix of the problem",
-                             detail::sequence_text(prefix));
+                             tokens_text(prefix));
     return *first;
   }
 
@@ -364,7 +362,7 @@ struct enumeration_builder {
   template <class Model, class Pot>
   static testing::exact_solution build(const testing::toy_problem& problem, const Model& model, Pot& potential) {
     check_problem(problem);
-    detail::check_tokens(problem.prompt, problem.vocab_size, function, "problem.prompt");
+    check_tokens(problem.prompt, problem.vocab_size, function, "problem.prompt");
     if constexpr (requires { model.vocab_size(); })
       check_argument(static_cast<std::size_t>(model.vocab_size()) == problem.vocab_size, function,
                      "model.vocab_size()", "must equal problem.vocab_size " + std::to_string(problem.vocab_size),
@@ -423,7 +421,7 @@ struct enumeration_builder {
     potential.log_potential(std::span<const token_sequence>(s.sequences_), std::span<double>(s.log_phi_));
     for (std::size_t i = 0; i < s.log_phi_.size(); ++i)
       if (std::isnan(s.log_phi_[i]) || s.log_phi_[i] == std::numeric_limits<double>::infinity())
-        throw_invalid_argument(function, "log phi(" + sequence_text(s.sequences_[i]) + ")",
+        throw_invalid_argument(function, "log phi(" + tokens_text(s.sequences_[i]) + ")",
                                "must not be NaN or +inf", s.log_phi_[i]);
 
     // Backward recursion (Eq. 11): children have larger indices than their parent.
@@ -505,8 +503,8 @@ class optimal_twist {
                    "must equal the vocabulary size " + std::to_string(vocab), out.cols());
     const auto prompt = solution_->prompt();
     if (!std::equal(ctx.prompt.begin(), ctx.prompt.end(), prompt.begin(), prompt.end()))
-      throw_invalid_argument(function, "ctx.prompt", "must equal the problem's prompt " + detail::sequence_text(prompt),
-                             detail::sequence_text(ctx.prompt));
+      throw_invalid_argument(function, "ctx.prompt", "must equal the problem's prompt " + tokens_text(prompt),
+                             tokens_text(ctx.prompt));
     for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
       const auto row = static_cast<Eigen::Index>(k);
       if (!ctx.active.empty() && ctx.active[k] == 0) {
@@ -516,7 +514,7 @@ class optimal_twist {
       const auto first = solution_->children_of(ctx.prefixes[k], function);
       if (!first)
         throw_invalid_argument(function, "ctx.prefixes[" + std::to_string(k) + "]",
-                               "must be an unfinished prefix of the problem", detail::sequence_text(ctx.prefixes[k]));
+                               "must be an unfinished prefix of the problem", tokens_text(ctx.prefixes[k]));
       for (std::size_t v = 0; v < vocab; ++v)
         out(row, static_cast<Eigen::Index>(v)) = solution_->node_log_optimal_twist(*first + v);
     }

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// @brief Internals of the testing layer: hashing token sequences into 64-bit seeds, token
-/// range checks and sequence formatting for error messages.
+/// and log_sigmoid (token checks and formatting live in core/error.hpp).
 ///
 /// The random toy model, the random potential and the random twist are deterministic functions
 /// of (seed, tokens): they hash the tokens into the seed of a fresh engine, so they need no
@@ -55,30 +55,6 @@ class sequence_hasher {
  private:
   std::uint64_t state_;
 };
-
-/// Formats a token sequence as "[a, b, c]" for error messages.
-[[nodiscard]] inline std::string sequence_text(std::span<const token> tokens) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(tokens[i]);
-  }
-  text += "]";
-  return text;
-}
-
-/// Checks that every token lies in [0, vocab_size); the message names argument[i].
-inline void check_tokens(std::span<const token> tokens, std::size_t vocab_size, std::string_view function,
-                         std::string_view argument) {
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const token t = tokens[i];
-    if (t < 0 || static_cast<std::size_t>(t) >= vocab_size) {
-      std::string name(argument);
-      name.append("[").append(std::to_string(i)).append("]");
-      throw_invalid_argument(function, name, "must be in [0, " + std::to_string(vocab_size) + ")", t);
-    }
-  }
-}
 
 /// log(sigmoid(x)) without overflow for any finite x.
 [[nodiscard]] inline double log_sigmoid(double x) noexcept {

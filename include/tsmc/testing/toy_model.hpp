@@ -109,7 +109,7 @@ class tabular_model {
           const auto it = shared->find(token_sequence(prefix.begin(), prefix.end()));
           if (it == shared->end())
             throw_invalid_argument("testing::tabular_model::next_log_probs", "prefix", "must be a key of the table",
-                                   detail::sequence_text(prefix));
+                                   tokens_text(prefix));
           return it->second;
         },
         precision);
@@ -155,7 +155,7 @@ class tabular_model {
   /// @throw tsmc::invalid_argument if particles is 0 or a prompt token is outside [0, V)
   void start(std::span<const token> prompt, std::size_t particles) {
     check_positive("testing::tabular_model::start", "particles", particles);
-    detail::check_tokens(prompt, vocab_, "testing::tabular_model::start", "prompt");
+    check_tokens(prompt, vocab_, "testing::tabular_model::start", "prompt");
     prompt_.assign(prompt.begin(), prompt.end());
     prefixes_.assign(particles, token_sequence{});
     copies_ = 0;
@@ -186,7 +186,7 @@ class tabular_model {
   void append(std::span<const token> tokens) {
     check_argument(tokens.size() == prefixes_.size(), "testing::tabular_model::append", "tokens.size()",
                    "must equal the number of particles " + std::to_string(prefixes_.size()), tokens.size());
-    detail::check_tokens(tokens, vocab_, "testing::tabular_model::append", "tokens");
+    check_tokens(tokens, vocab_, "testing::tabular_model::append", "tokens");
     for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
   }
 
@@ -240,8 +240,8 @@ class tabular_model {
                    const char* function) const {
     check_argument(out_size == vocab_, function, "out.size()",
                    "must equal the vocabulary size " + std::to_string(vocab_), out_size);
-    detail::check_tokens(prompt, vocab_, function, "prompt");
-    detail::check_tokens(prefix, vocab_, function, "prefix");
+    check_tokens(prompt, vocab_, function, "prompt");
+    check_tokens(prefix, vocab_, function, "prefix");
   }
 
   // The raw double-precision log-probabilities x_v (before any rounding); out has V entries.
@@ -262,11 +262,11 @@ class tabular_model {
     double sum = 0.0;
     for (std::size_t v = 0; v < vocab_; ++v) {
       if (!(std::isfinite(probs[v]) && probs[v] >= 0.0))
-        throw_invalid_argument(function, "next_probs(" + detail::sequence_text(prefix) + ")[" + std::to_string(v) + "]",
+        throw_invalid_argument(function, "next_probs(" + tokens_text(prefix) + ")[" + std::to_string(v) + "]",
                                "must be finite and >= 0", probs[v]);
       sum += probs[v];
     }
-    check_argument(sum > 0.0, function, "sum of next_probs(" + detail::sequence_text(prefix) + ")",
+    check_argument(sum > 0.0, function, "sum of next_probs(" + tokens_text(prefix) + ")",
                    "must be positive", sum);
     for (std::size_t v = 0; v < vocab_; ++v) out[v] = std::log(probs[v]) - std::log(sum);
   }

@@ -248,7 +248,7 @@ class soft_classifier {
   /// @brief The logit bias + sum_t weight[s_t].
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
   [[nodiscard]] double logit(std::span<const token> sequence) const {
-    detail::check_tokens(sequence, weights_.size(), "testing::soft_classifier::logit", "sequence");
+    check_tokens(sequence, weights_.size(), "testing::soft_classifier::logit", "sequence");
     double x = bias_;
     for (const token t : sequence) x += weights_[static_cast<std::size_t>(t)];
     return x;
