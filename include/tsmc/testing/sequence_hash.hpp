@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// @brief Internals of the testing layer: hashing token sequences into 64-bit seeds, token
-/// and log_sigmoid (token checks and formatting live in core/error.hpp).
+/// @brief Internals of the testing layer: hashing token sequences into 64-bit seeds, and
+/// log_sigmoid (token checks and formatting live in core/error.hpp).
 ///
 /// The random toy model, the random potential and the random twist are deterministic functions
 /// of (seed, tokens): they hash the tokens into the seed of a fresh engine, so they need no
