@@ -397,17 +397,30 @@ TEST_CASE("the law test has power: systematic is not multinomial", "[resampling]
 TEST_CASE("schemes reuse their workspace: no growth in steady state", "[resampling]") {
   tsmc::multinomial m;
   tsmc::residual r{.remainder = tsmc::residual_remainder::multinomial};
+  tsmc::killing kill;
   tsmc::default_engine rng{1};
   const auto w = random_weights(256, 1.0, 1);
   std::vector<particle_index> counts(256);
   m.offspring(w, 256, counts, rng);
   r.offspring(w, 256, counts, rng);
-  const auto* m_data = m.workspace.data();
+  kill.offspring(w, 256, counts, rng);
+  const auto* m_points = m.workspace.points.data();
+  const auto* m_guide = m.workspace.guide.data();
   const auto* r_data = r.workspace.data();
-  for (int rep = 0; rep < 10; ++rep) {
+  const auto* r_points = r.remainder_workspace.points.data();
+  const auto* r_guide = r.remainder_workspace.guide.data();
+  const auto* k_points = kill.workspace.points.data();
+  const auto* k_guide = kill.workspace.guide.data();
+  for (int rep = 0; rep < 100; ++rep) {
     m.offspring(w, 256, counts, rng);
     r.offspring(w, 256, counts, rng);
+    kill.offspring(w, 256, counts, rng);  // a different number of refills each time
   }
-  CHECK(m.workspace.data() == m_data);
+  CHECK(m.workspace.points.data() == m_points);
+  CHECK(m.workspace.guide.data() == m_guide);
   CHECK(r.workspace.data() == r_data);
+  CHECK(r.remainder_workspace.points.data() == r_points);
+  CHECK(r.remainder_workspace.guide.data() == r_guide);
+  CHECK(kill.workspace.points.data() == k_points);
+  CHECK(kill.workspace.guide.data() == k_guide);
 }

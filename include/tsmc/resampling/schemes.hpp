@@ -228,41 +228,90 @@ void stratified_scheme(std::string_view function, std::span<const double> weight
   finish_stratified(weights.data(), k, n, r, counts.data());
 }
 
+/// Reusable buffers of the multinomial merge: the partial sums of exponentials and their guide.
+struct spacings_workspace {
+  std::vector<double> points{};       ///< T_1..T_n, then four +inf sentinels
+  std::vector<std::uint32_t> guide{};  ///< guide[c] = #{j : T_j < c} for the unit cells c of the T scale
+};
+
+/// Grows the buffers for up to n points, with guide room for T_{n+1} up to n + 1 + 8 sqrt(n + 1)
+/// (exceeded with probability below 1e-15; multinomial_counts then grows the guide itself), so
+/// that calls with at most n points allocate nothing.
+inline void reserve_spacings(spacings_workspace& workspace, std::size_t n) {
+  if (workspace.points.size() < n + 4) workspace.points.resize(n + 4);
+  const auto spread = static_cast<std::size_t>(8.0 * std::sqrt(static_cast<double>(n) + 1.0)) + 1;
+  const std::size_t guide_size = n + spread + 16;
+  if (workspace.guide.size() < guide_size) workspace.guide.resize(guide_size);
+}
+
+/// Fills guide[c] = #{j : T_j < c} for c = 0..cells-1 from the n sorted points T (cells > T_n).
+/// Point j owns the cells (floor(T_{j-1}), floor(T_j)]: it writes its index to the next eight
+/// cells unconditionally (later points overwrite the surplus), so only a gap wider than eight
+/// cells, rare for unit-mean spacings, takes the loop. `guide` must hold cells + 8 entries.
+inline void fill_guide(const double* points, std::size_t n, std::uint32_t* guide, std::size_t cells) noexcept {
+  std::size_t next_cell = 0;  // first cell not yet owned
+  for (std::size_t j = 0; j < n; ++j) {
+    const auto cell = static_cast<std::size_t>(static_cast<std::int64_t>(points[j]));  // T_j >= 0
+    const auto index = static_cast<std::uint32_t>(j);
+    std::uint32_t* owned = guide + next_cell;
+    for (int q = 0; q < 8; ++q) owned[q] = index;
+    for (std::size_t c = next_cell + 8; c <= cell; ++c) guide[c] = index;
+    next_cell = std::max(next_cell, cell + 1);
+  }
+  for (std::size_t c = next_cell; c < cells + 8; ++c) guide[c] = static_cast<std::uint32_t>(n);
+}
+
 /// Multinomial counts of n draws from weights w (sum `total`), by n sorted uniforms merged with
 /// the cumulative weights. The sorted uniforms come in O(n) from exponential spacings: with
 /// E_1..E_{n+1} iid Exp(1) and T_j = E_1 + ... + E_j, (T_1, ..., T_n) / T_{n+1} has the law of
 /// the order statistics of n uniforms (Devroye 1986, Ch. V.2). No sort, no binary search; the
-/// merge compares T_j with T_{n+1} C_i / total, so no division per point.
+/// merge compares T_j with x_i = T_{n+1} C_i / total, so no division per point.
+/// The merge counts r_i = #{j : T_j < x_i} directly instead of walking j forward: a guide over the
+/// unit cells of the T scale gives the points below floor(x_i), and four comparisons the few
+/// (about Poisson(1)) in the cell below x_i. A walk would exit its loop after a random number of
+/// steps for every particle, a branch the processor mispredicts about once per particle.
 /// With Accumulate the counts are added to `counts` instead of overwriting them.
 template <bool Accumulate, class Engine>
 void multinomial_counts(const double* w, double total, std::size_t last, std::size_t k, std::size_t n,
-                        particle_index* counts, std::vector<double>& workspace, Engine& rng) {
-  double* points = reserve_workspace(workspace, n + 1);
+                        particle_index* counts, spacings_workspace& workspace, Engine& rng) {
+  reserve_spacings(workspace, n);
+  double* points = workspace.points.data();
   double t = 0.0;
   for (std::size_t j = 0; j < n; ++j) {
     t += exponential(rng);
     points[j] = t;
   }
   t += exponential(rng);
-  points[n] = std::numeric_limits<double>::infinity();  // sentinel: the merge needs no bound check
+  for (std::size_t j = n; j < n + 4; ++j) points[j] = std::numeric_limits<double>::infinity();  // sentinels
+  const auto cells = static_cast<std::size_t>(t) + 2;  // floor(T_{n+1}) + 2: every x_i, clamped, has a cell
+  if (workspace.guide.size() < cells + 8) workspace.guide.resize(cells + 8);  // probability < 1e-15
+  std::uint32_t* guide = workspace.guide.data();
+  fill_guide(points, n, guide, cells);
   const double factor = t / total;
+  const auto last_cell = static_cast<double>(cells - 1);  // above T_{n+1}: clamping keeps r_i = n
   double c = 0.0;
-  std::size_t j = 0;
+  std::uint64_t below = 0;  // r_{i-1}
   for (std::size_t i = 0; i < last; ++i) {
     c += w[i];
-    const double bound = c * factor;
-    const std::size_t start = j;
-    while (points[j] < bound) ++j;
-    if constexpr (Accumulate) {
-      counts[i] += static_cast<particle_index>(j - start);
-    } else {
-      counts[i] = static_cast<particle_index>(j - start);
+    const double x = std::min(c * factor, last_cell);
+    std::uint64_t r = guide[static_cast<std::size_t>(static_cast<std::int64_t>(x))];
+    const double* p = points + r;
+    r += static_cast<std::uint64_t>(p[0] < x) + static_cast<std::uint64_t>(p[1] < x) +
+         static_cast<std::uint64_t>(p[2] < x) + static_cast<std::uint64_t>(p[3] < x);
+    if (p[3] < x) [[unlikely]] {
+      while (points[r] < x) ++r;  // five or more points in one cell below x_i
     }
+    if constexpr (Accumulate) {
+      counts[i] += static_cast<particle_index>(r - below);
+    } else {
+      counts[i] = static_cast<particle_index>(r - below);
+    }
+    below = r;
   }
   if constexpr (Accumulate) {
-    counts[last] += static_cast<particle_index>(n - j);
+    counts[last] += static_cast<particle_index>(n - below);
   } else {
-    counts[last] = static_cast<particle_index>(n - j);
+    counts[last] = static_cast<particle_index>(n - below);
     for (std::size_t i = last + 1; i < k; ++i) counts[i] = 0;
   }
 }
@@ -273,10 +322,11 @@ void multinomial_counts(const double* w, double total, std::size_t last, std::si
 ///
 /// Implemented by n sorted uniforms from exponential spacings merged with the cumulative weights,
 /// O(n + K), no sort and no binary search. The reference scheme: the others have no larger
-/// offspring variance (Douc, Cappe and Moulines 2005). Keeps a workspace of n + 1 doubles.
+/// offspring variance (Douc, Cappe and Moulines 2005). Keeps a workspace of n + 4 doubles and
+/// about n 32-bit guide entries.
 struct multinomial {
-  /// @brief Reusable scratch space (the n + 1 partial sums of exponentials); not user state.
-  std::vector<double> workspace{};
+  /// @brief Reusable scratch space (the partial sums of exponentials and their guide); not user state.
+  detail::spacings_workspace workspace{};
 
   /// @brief Draws offspring counts.
   /// @tparam Engine a tsmc::RandomEngine
@@ -350,14 +400,15 @@ enum class residual_remainder {
 /// their computed sum, so a remainder within rounding of 1 could in principle give one more
 /// copy (never observed with non-degenerate weights). Choose the remainder by designated
 /// initialiser: `residual{.remainder = residual_remainder::multinomial}`.
-/// Keeps a workspace of K doubles (and min(n, K) + 1 more for the multinomial remainder).
+/// Keeps a workspace of K doubles (and the multinomial workspace for min(n, K) points for the
+/// multinomial remainder).
 struct residual {
   /// @brief The scheme for the remainder (systematic by default).
   residual_remainder remainder = residual_remainder::systematic;
   /// @brief Reusable scratch space (the K fractional parts); not user state.
   std::vector<double> workspace{};
   /// @brief Reusable scratch space for the multinomial remainder; not user state.
-  std::vector<double> remainder_workspace{};
+  detail::spacings_workspace remainder_workspace{};
 
   /// @brief Draws offspring counts.
   /// @tparam Engine a tsmc::RandomEngine
@@ -400,7 +451,7 @@ struct residual {
       if (remainder == residual_remainder::systematic) {
         detail::stratified_counts<false>(fraction, fraction_total, k, rest, counts.data(), rng);
       } else {
-        detail::reserve_workspace(remainder_workspace, std::min(n, k) + 1);  // rest <= min(n, K)
+        detail::reserve_spacings(remainder_workspace, std::min(n, k));  // rest <= min(n, K)
         detail::multinomial_counts<false>(fraction, fraction_total, last, k, rest, counts.data(),
                                           remainder_workspace, rng);
       }
@@ -480,10 +531,10 @@ struct ssp {
 ///
 /// Unbiased: E[N_i] = w_i / w_max + E[#killed] w_i = K w_i. Needs n == K (the survivors keep
 /// their slots), so it cannot serve the n = K - 1 draw of conditional SMC.
-/// Keeps a workspace of K + 1 doubles.
+/// Keeps the multinomial workspace for K points.
 struct killing {
   /// @brief Reusable scratch space for the refill draws; not user state.
-  std::vector<double> workspace{};
+  detail::spacings_workspace workspace{};
 
   /// @brief Draws offspring counts.
   /// @tparam Engine a tsmc::RandomEngine
@@ -501,7 +552,7 @@ struct killing {
     const double* w = weights.data();
     double largest = 0.0;
     for (std::size_t i = 0; i < k; ++i) largest = std::max(largest, w[i]);
-    detail::reserve_workspace(workspace, k + 1);  // the most refills: steady state never reallocates
+    detail::reserve_spacings(workspace, k);  // the most refills: steady state never reallocates
     std::size_t killed = 0;
     for (std::size_t i = 0; i < k; ++i) {
       const bool survives = uniform01(rng) * largest < w[i];  // probability w_i / w_max
