@@ -380,6 +380,64 @@ TEST_CASE("multinomial by spacings has the law of n direct categorical draws", "
   CHECK(multinomial_law_p_value(random_weights(7, 0.5, 5), 3, 200000, 4) > 1e-6);   // n < K
 }
 
+namespace {
+
+// Multinomial counts by the plain forward walk over the same spacings: the reference the guided
+// merge must reproduce exactly (same engine, same total, same cumulative sums).
+std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std::size_t n, std::uint64_t seed) {
+  std::vector<particle_index> counts(w.size());
+  const auto s = tsmc::detail::check_offspring_arguments("walk", w, n, counts);
+  tsmc::default_engine rng{seed};
+  std::vector<double> points(n + 1);
+  double t = 0.0;
+  for (std::size_t j = 0; j < n; ++j) points[j] = t += tsmc::exponential(rng);
+  t += tsmc::exponential(rng);
+  points[n] = std::numeric_limits<double>::infinity();
+  const double factor = t / s.total;
+  double c = 0.0;
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < s.last_positive; ++i) {
+    c += w[i];
+    const std::size_t start = j;
+    while (points[j] < c * factor) ++j;
+    counts[i] = static_cast<particle_index>(j - start);
+  }
+  counts[s.last_positive] = static_cast<particle_index>(n - j);
+  return counts;
+}
+
+}  // namespace
+
+TEST_CASE("multinomial's guided merge gives exactly the counts of a forward walk", "[resampling]") {
+  // Large n exercises the rare paths: cells holding five or more points below a boundary
+  // (probability about 0.4% per cell) and gaps of more than eight empty cells (about 3e-4).
+  struct setting {
+    std::size_t k, n;
+    double sigma;
+  };
+  const std::vector<setting> settings{{1, 1, 1.0},       {1, 50, 1.0},     {2, 1, 1.0},      {7, 3, 0.5},
+                                      {100, 100, 0.1},    {100, 100, 4.0},  {3, 20000, 1.0},  {20000, 5, 1.0},
+                                      {100000, 100000, 0.1}, {100000, 100000, 2.0}, {5000, 200000, 3.0}};
+  tsmc::multinomial scheme;  // shared: stale workspace contents from earlier calls must not matter
+  std::uint64_t seed = 77;
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [k, n, sigma] : settings) {
+      auto w = random_weights(k, sigma, seed);
+      if (k >= 10) {
+        for (std::size_t i = 0; i < k; i += 7) w[i] = 0.0;  // zero weights inside and at the end
+        w[k - 1] = 0.0;
+        w[k - 2] = 0.0;
+      }
+      std::vector<particle_index> counts(k);
+      tsmc::default_engine rng{seed};
+      scheme.offspring(w, n, counts, rng);
+      INFO("round " << round << ": k = " << k << ", n = " << n << ", sigma = " << sigma);
+      CHECK(counts == walked_multinomial(w, n, seed));
+      ++seed;
+    }
+  }
+}
+
 TEST_CASE("the law test has power: systematic is not multinomial", "[resampling]") {
   // Same procedure on systematic counts must reject (their law differs from Multinomial).
   const std::vector<double> w{0.1, 0.2, 0.3, 0.4};
