@@ -409,8 +409,8 @@ std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std
 }  // namespace
 
 TEST_CASE("multinomial's guided merge gives exactly the counts of a forward walk", "[resampling]") {
-  // Large n exercises the rare paths: cells holding five or more points below a boundary
-  // (probability about 0.4% per cell) and gaps of more than eight empty cells (about 3e-4).
+  // Large n exercises the rare paths: cells holding four or more points below a boundary
+  // (probability at most 1.9% per cell) and gaps of more than eight empty cells (about 3e-4).
   struct setting {
     std::size_t k, n;
     double sigma;

@@ -234,13 +234,14 @@ struct spacings_workspace {
   std::vector<std::uint32_t> guide{};  ///< guide[c] = #{j : T_j < c} for the unit cells c of the T scale
 };
 
-/// Grows the buffers for up to n points, with guide room for T_{n+1} up to n + 1 + 8 sqrt(n + 1)
-/// (exceeded with probability below 1e-15; multinomial_counts then grows the guide itself), so
-/// that calls with at most n points allocate nothing.
+/// Grows the buffers for up to n points, with guide room for T_{n+1} ~ Gamma(n + 1) up to
+/// n + 10 sqrt(n + 1) + 55 (exceeded with probability below 1e-21 by the Chernoff bound for any
+/// n; multinomial_counts then grows the guide itself), so that calls with at most n points
+/// allocate nothing.
 inline void reserve_spacings(spacings_workspace& workspace, std::size_t n) {
   if (workspace.points.size() < n + 4) workspace.points.resize(n + 4);
-  const auto spread = static_cast<std::size_t>(8.0 * std::sqrt(static_cast<double>(n) + 1.0)) + 1;
-  const std::size_t guide_size = n + spread + 16;
+  const auto spread = static_cast<std::size_t>(10.0 * std::sqrt(static_cast<double>(n) + 1.0)) + 1;
+  const std::size_t guide_size = n + spread + 64;
   if (workspace.guide.size() < guide_size) workspace.guide.resize(guide_size);
 }
 
@@ -268,7 +269,8 @@ inline void fill_guide(const double* points, std::size_t n, std::uint32_t* guide
 /// merge compares T_j with x_i = T_{n+1} C_i / total, so no division per point.
 /// The merge counts r_i = #{j : T_j < x_i} directly instead of walking j forward: a guide over the
 /// unit cells of the T scale gives the points below floor(x_i), and four comparisons the few
-/// (about Poisson(1)) in the cell below x_i. A walk would exit its loop after a random number of
+/// (about Poisson(1)) in the cell below x_i; only a cell with four or more of them below x_i
+/// (probability at most P(Poisson(1) >= 4) = 1.9%) continues with a walk. A walk would exit its loop after a random number of
 /// steps for every particle, a branch the processor mispredicts about once per particle.
 /// With Accumulate the counts are added to `counts` instead of overwriting them.
 template <bool Accumulate, class Engine>
@@ -284,7 +286,7 @@ void multinomial_counts(const double* w, double total, std::size_t last, std::si
   t += exponential(rng);
   for (std::size_t j = n; j < n + 4; ++j) points[j] = std::numeric_limits<double>::infinity();  // sentinels
   const auto cells = static_cast<std::size_t>(t) + 2;  // floor(T_{n+1}) + 2: every x_i, clamped, has a cell
-  if (workspace.guide.size() < cells + 8) workspace.guide.resize(cells + 8);  // probability < 1e-15
+  if (workspace.guide.size() < cells + 8) workspace.guide.resize(cells + 8);  // probability < 1e-21
   std::uint32_t* guide = workspace.guide.data();
   fill_guide(points, n, guide, cells);
   const double factor = t / total;
@@ -299,7 +301,7 @@ void multinomial_counts(const double* w, double total, std::size_t last, std::si
     r += static_cast<std::uint64_t>(p[0] < x) + static_cast<std::uint64_t>(p[1] < x) +
          static_cast<std::uint64_t>(p[2] < x) + static_cast<std::uint64_t>(p[3] < x);
     if (p[3] < x) [[unlikely]] {
-      while (points[r] < x) ++r;  // five or more points in one cell below x_i
+      while (points[r] < x) ++r;  // four or more points of the cell below x_i: walk on
     }
     if constexpr (Accumulate) {
       counts[i] += static_cast<particle_index>(r - below);
