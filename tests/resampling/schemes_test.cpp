@@ -389,9 +389,7 @@ std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std
   const auto s = tsmc::detail::check_offspring_arguments("walk", w, n, counts);
   tsmc::default_engine rng{seed};
   std::vector<double> points(n + 1);
-  double t = 0.0;
-  for (std::size_t j = 0; j < n; ++j) points[j] = t += tsmc::exponential(rng);
-  t += tsmc::exponential(rng);
+  const double t = tsmc::detail::exponential_partial_sums(points.data(), n + 1, rng);
   points[n] = std::numeric_limits<double>::infinity();
   const double factor = t / s.total;
   double c = 0.0;
@@ -407,6 +405,47 @@ std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std
 }
 
 }  // namespace
+
+TEST_CASE("exponential partial sums: Exp(1) spacings from one logarithm per pair", "[resampling]") {
+  // The spacings E_j = T_j - T_{j-1} must be iid Exp(1): odd and even positions alike (the pair's
+  // two members come from one Gamma(2) draw split by a uniform), and uncorrelated within a pair.
+  // Chi-square over 16 equiprobable bins of exp(-E) for each position class; correlation by z-test.
+  const std::size_t m = 400001;  // odd: the last spacing comes from a single -log U
+  std::vector<double> sums(m);
+  tsmc::default_engine rng{2718};
+  const double last = tsmc::detail::exponential_partial_sums(sums.data(), m, rng);
+  CHECK(last == sums[m - 1]);
+  std::vector<double> spacing(m);
+  double previous = 0.0;
+  for (std::size_t j = 0; j < m; ++j) {
+    spacing[j] = sums[j] - previous;
+    previous = sums[j];
+  }
+  CHECK(*std::min_element(spacing.begin(), spacing.end()) >= 0.0);  // nondecreasing sums
+  constexpr int bins = 16;
+  for (std::size_t parity = 0; parity < 2; ++parity) {
+    std::vector<double> observed(bins, 0.0);
+    double count = 0.0;
+    for (std::size_t j = parity; j + 1 < m; j += 2) {
+      const double tail = std::exp(-spacing[j]);  // Uniform(0, 1) when E_j ~ Exp(1)
+      observed[std::min(bins - 1, static_cast<int>(tail * bins))] += 1.0;
+      count += 1.0;
+    }
+    double chi2 = 0.0;
+    for (const double o : observed) chi2 += (o - count / bins) * (o - count / bins) / (count / bins);
+    INFO("parity " << parity << ": chi-square " << chi2);
+    CHECK(tsmc_test::chi_square_tail(chi2, bins - 1) > 1e-6);
+  }
+  // Within-pair correlation of (E_{2i}, E_{2i+1}): 0 for independent spacings, se 1 / sqrt(pairs).
+  double sxy = 0.0, pairs = 0.0;
+  for (std::size_t j = 0; j + 1 < m - 1; j += 2) {
+    sxy += (spacing[j] - 1.0) * (spacing[j + 1] - 1.0);
+    pairs += 1.0;
+  }
+  const double z = sxy / pairs * std::sqrt(pairs);  // Var[(E - 1)(E' - 1)] = 1
+  INFO("within-pair correlation z = " << z);
+  CHECK(std::fabs(z) < 5.3);  // two-sided 1e-7
+}
 
 TEST_CASE("multinomial's guided merge gives exactly the counts of a forward walk", "[resampling]") {
   // Large n exercises the rare paths: cells holding four or more points below a boundary

@@ -245,6 +245,29 @@ inline void reserve_spacings(spacings_workspace& workspace, std::size_t n) {
   if (workspace.guide.size() < guide_size) workspace.guide.resize(guide_size);
 }
 
+/// Writes the partial sums T_1..T_m of m iid Exp(1) variates to out[0..m-1] and returns T_m.
+/// Two spacings cost one logarithm: with U_1, U_2, V independent uniforms, S = -log(U_1 U_2) is
+/// Gamma(2), and (S V, S (1 - V)) are two independent Exp(1) variates (for iid E_1, E_2 the sum
+/// E_1 + E_2 ~ Gamma(2) is independent of E_1 / (E_1 + E_2) ~ Uniform(0, 1)). The pair enters
+/// as T + S V and T + S, so the sums stay nondecreasing in floating point. An odd m ends with
+/// one -log U. The logarithm, not the random number, is the expensive part.
+template <class Engine>
+double exponential_partial_sums(double* out, std::size_t m, Engine& rng) {
+  double t = 0.0;
+  std::size_t j = 0;
+  for (; j + 2 <= m; j += 2) {
+    const double u1 = uniform_open01(rng);
+    const double u2 = uniform_open01(rng);
+    const double sum = -std::log(u1 * u2);  // u1 u2 >= 2^-106: finite and positive
+    const double split = uniform01(rng);
+    out[j] = t + sum * split;
+    t += sum;
+    out[j + 1] = t;
+  }
+  if (j < m) out[j] = t += exponential(rng);
+  return t;
+}
+
 /// Fills guide[c] = #{j : T_j < c} for c = 0..cells-1 from the n sorted points T (cells > T_n).
 /// Point j owns the cells (floor(T_{j-1}), floor(T_j)]: it writes its index to the next eight
 /// cells unconditionally (later points overwrite the surplus), so only a gap wider than eight
@@ -265,7 +288,8 @@ inline void fill_guide(const double* points, std::size_t n, std::uint32_t* guide
 /// Multinomial counts of n draws from weights w (sum `total`), by n sorted uniforms merged with
 /// the cumulative weights. The sorted uniforms come in O(n) from exponential spacings: with
 /// E_1..E_{n+1} iid Exp(1) and T_j = E_1 + ... + E_j, (T_1, ..., T_n) / T_{n+1} has the law of
-/// the order statistics of n uniforms (Devroye 1986, Ch. V.2). No sort, no binary search; the
+/// the order statistics of n uniforms (Devroye 1986, Ch. V.2); exponential_partial_sums makes
+/// the T_j with one logarithm per two spacings. No sort, no binary search; the
 /// merge compares T_j with x_i = T_{n+1} C_i / total, so no division per point.
 /// The merge counts r_i = #{j : T_j < x_i} directly instead of walking j forward: a guide over the
 /// unit cells of the T scale gives the points below floor(x_i), and four comparisons the few
@@ -278,12 +302,7 @@ void multinomial_counts(const double* w, double total, std::size_t last, std::si
                         particle_index* counts, spacings_workspace& workspace, Engine& rng) {
   reserve_spacings(workspace, n);
   double* points = workspace.points.data();
-  double t = 0.0;
-  for (std::size_t j = 0; j < n; ++j) {
-    t += exponential(rng);
-    points[j] = t;
-  }
-  t += exponential(rng);
+  const double t = exponential_partial_sums(points, n + 1, rng);  // T_1..T_{n+1}; t = T_{n+1}
   for (std::size_t j = n; j < n + 4; ++j) points[j] = std::numeric_limits<double>::infinity();  // sentinels
   const auto cells = static_cast<std::size_t>(t) + 2;  // floor(T_{n+1}) + 2: every x_i, clamped, has a cell
   if (workspace.guide.size() < cells + 8) workspace.guide.resize(cells + 8);  // probability < 1e-21
