@@ -144,6 +144,26 @@ TEST_CASE("scheme error messages name the scheme", "[resampling]") {
                     "tsmc::killing::offspring: n must equal weights.size() 2, got 3");
 }
 
+namespace {
+// The largest per-particle |z| of the mean offspring over 100000 draws of `scheme` on `drawn`
+// weights, against the expectation n w_i of the `target` weights.
+template <class Scheme>
+double offspring_mean_max_z(Scheme& scheme, const std::vector<double>& drawn, const std::vector<double>& target,
+                            std::size_t n, std::uint64_t seed) {
+  const std::size_t k = drawn.size();
+  tsmc::default_engine rng{seed};
+  tsmc_test::count_moments moments(k);
+  std::vector<particle_index> counts(k);
+  for (int r = 0; r < 100000; ++r) {
+    scheme.offspring(drawn, n, counts, rng);
+    moments.add(counts);
+  }
+  std::vector<double> expected(k);
+  for (std::size_t i = 0; i < k; ++i) expected[i] = static_cast<double>(n) * target[i];
+  return moments.max_abs_z(expected);
+}
+}  // namespace
+
 TEMPLATE_TEST_CASE("scheme is unbiased: mean offspring equals n w_i, for n == K and n != K", "[resampling]",
                    tsmc::multinomial, tsmc::stratified, tsmc::systematic, tsmc::residual, residual_multinomial,
                    tsmc::ssp, tsmc::killing) {
@@ -152,17 +172,8 @@ TEMPLATE_TEST_CASE("scheme is unbiased: mean offspring equals n w_i, for n == K 
   for (std::size_t n : {k, std::size_t{7}, std::size_t{29}}) {
     if (!tsmc_test::allows_any_n<TestType> && n != k) continue;
     TestType scheme;
-    tsmc::default_engine rng{77 + n};
-    tsmc_test::count_moments moments(k);
-    std::vector<particle_index> counts(k);
-    for (int r = 0; r < 100000; ++r) {
-      scheme.offspring(w, n, counts, rng);
-      moments.add(counts);
-    }
-    std::vector<double> expected(k);
-    for (std::size_t i = 0; i < k; ++i) expected[i] = static_cast<double>(n) * w[i];
     INFO("n = " << n);
-    CHECK(moments.max_abs_z(expected) < z_limit);
+    CHECK(offspring_mean_max_z(scheme, w, w, n, 77 + n) < z_limit);
   }
 }
 
@@ -173,16 +184,7 @@ TEST_CASE("unbiasedness test has power: a biased scheme is caught", "[resampling
   auto perturbed = w;
   perturbed[0] *= 1.05;
   tsmc::systematic scheme;
-  tsmc::default_engine rng{5};
-  tsmc_test::count_moments moments(k);
-  std::vector<particle_index> counts(k);
-  for (int r = 0; r < 100000; ++r) {
-    scheme.offspring(perturbed, n, counts, rng);
-    moments.add(counts);
-  }
-  std::vector<double> expected(k);
-  for (std::size_t i = 0; i < k; ++i) expected[i] = n * w[i];
-  CHECK(moments.max_abs_z(expected) > z_limit);
+  CHECK(offspring_mean_max_z(scheme, perturbed, w, n, 5) > z_limit);
 }
 
 namespace {

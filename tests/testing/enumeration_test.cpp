@@ -15,6 +15,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 using tsmc::neg_inf;
@@ -46,6 +47,28 @@ tabular_model hand_model(table_precision precision = table_precision::exact) {
   return tabular_model::from_table(2, {{{}, {0.3, 0.7}}, {{0}, {0.6, 0.4}}, {{1}, {0.1, 0.9}}}, precision);
 }
 
+// Whether s ends the problem's sequence: the horizon is reached or the end token was drawn.
+bool is_finished(const toy_problem& problem, const token_sequence& s) {
+  return s.size() == problem.horizon || (problem.end_token && !s.empty() && s.back() == *problem.end_token);
+}
+
+// Every prefix of the problem's tree (finished ones included), depth-first.
+std::vector<token_sequence> all_prefixes(const toy_problem& problem) {
+  std::vector<token_sequence> out;
+  std::function<void(token_sequence&)> visit = [&](token_sequence& s) {
+    out.push_back(s);
+    if (is_finished(problem, s)) return;
+    for (token v = 0; v < static_cast<token>(problem.vocab_size); ++v) {
+      s.push_back(v);
+      visit(s);
+      s.pop_back();
+    }
+  };
+  token_sequence s;
+  visit(s);
+  return out;
+}
+
 // Brute force, independent of the tree: every finished sequence (lexicographic), its log p0
 // by re-querying the model at every step, and its log phi.
 struct brute_force {
@@ -57,21 +80,8 @@ struct brute_force {
 template <class Pot>
 brute_force brute(const toy_problem& problem, const tabular_model& model, Pot& potential) {
   brute_force b;
-  std::function<void(token_sequence&)> visit = [&](token_sequence& s) {
-    const bool finished =
-        s.size() == problem.horizon || (problem.end_token && !s.empty() && s.back() == *problem.end_token);
-    if (finished) {
-      b.sequences.push_back(s);
-      return;
-    }
-    for (token v = 0; v < static_cast<token>(problem.vocab_size); ++v) {
-      s.push_back(v);
-      visit(s);
-      s.pop_back();
-    }
-  };
-  token_sequence s;
-  visit(s);
+  for (auto& s : all_prefixes(problem))  // depth-first: the finished ones come in lexicographic order
+    if (is_finished(problem, s)) b.sequences.push_back(std::move(s));
   std::vector<double> row(problem.vocab_size);
   for (const auto& seq : b.sequences) {
     double lp = 0.0;
@@ -87,27 +97,6 @@ brute_force brute(const toy_problem& problem, const tabular_model& model, Pot& p
   for (std::size_t i = 0; i < b.sequences.size(); ++i) terms.push_back(b.log_p0[i] + b.log_phi[i]);
   b.log_z = tsmc::logsumexp(std::span<const double>(terms));
   return b;
-}
-
-// Every prefix of the problem's tree (finished ones included), depth-first.
-std::vector<token_sequence> all_prefixes(const toy_problem& problem) {
-  std::vector<token_sequence> out;
-  std::function<void(token_sequence&)> visit = [&](token_sequence& s) {
-    out.push_back(s);
-    if (s.size() == problem.horizon || (problem.end_token && !s.empty() && s.back() == *problem.end_token)) return;
-    for (token v = 0; v < static_cast<token>(problem.vocab_size); ++v) {
-      s.push_back(v);
-      visit(s);
-      s.pop_back();
-    }
-  };
-  token_sequence s;
-  visit(s);
-  return out;
-}
-
-bool is_finished(const toy_problem& problem, const token_sequence& s) {
-  return s.size() == problem.horizon || (problem.end_token && !s.empty() && s.back() == *problem.end_token);
 }
 
 bool starts_with(const token_sequence& s, const token_sequence& prefix) {
