@@ -108,6 +108,16 @@ TEST_CASE("check_positive", "[core]") {
   CHECK_THROWS_AS(tsmc::check_positive("f", "arg", 0.0), std::invalid_argument);
 }
 
+TEST_CASE("check_size compares sizes as std::size_t and names what they must equal", "[core]") {
+  CHECK_NOTHROW(tsmc::check_size("f", "out.size()", std::size_t{3}, "values.size()", std::size_t{3}));
+  CHECK_NOTHROW(tsmc::check_size("f", "out.rows()", std::ptrdiff_t{4}, "the number of prefixes", std::size_t{4}));
+  CHECK_THROWS_WITH(tsmc::check_size("f", "out.size()", std::size_t{2}, "values.size()", std::size_t{3}),
+                    "tsmc::f: out.size() must equal values.size() 3, got 2");
+  CHECK_THROWS_WITH(tsmc::check_size("f", "out.rows()", std::ptrdiff_t{-1}, "the number of prefixes", std::size_t{4}),
+                    "tsmc::f: out.rows() must equal the number of prefixes 4, got -1");
+  CHECK_THROWS_AS(tsmc::check_size("f", "n", 5, "K", 6), std::invalid_argument);
+}
+
 TEST_CASE("check_finite", "[core]") {
   CHECK_NOTHROW(tsmc::check_finite("f", "x", 0.0));
   CHECK_NOTHROW(tsmc::check_finite("f", "x", -1e308));

@@ -248,6 +248,13 @@ TEST_CASE("the stateless adapter runs exactly as the stateful model it wraps", "
   }
   REQUIRE_THROWS_WITH(adapter.append(std::vector<token>{1}),
                       Catch::Contains("tsmc::stateless_model::append: tokens.size() must equal the number of particles 8, got 1"));
+  REQUIRE_THROWS_WITH(adapter.reorder(std::vector<particle_index>{0, 1}),
+                      Catch::Contains("tsmc::stateless_model::reorder: ancestors.size() must equal the number of particles 8, got 2"));
+  REQUIRE_THROWS_WITH(adapter.reorder(std::vector<particle_index>{0, 1, 2, 3, 4, 5, 6, 8}),
+                      Catch::Contains("tsmc::stateless_model::reorder: ancestors[7] must be < 8, got 8"));
+  tsmc::log_prob_matrix wrong(8, 2);
+  REQUIRE_THROWS_WITH(adapter.log_probs(wrong),
+                      Catch::Contains("tsmc::stateless_model::log_probs: out.cols() must equal vocab_size 3, got 2"));
 }
 
 TEST_CASE("results do not depend on the number of threads", "[sampler]") {

@@ -75,8 +75,7 @@ void check_exact_target(const Exact& exact, std::span<const token> prompt, std::
     if (!std::equal(target.begin(), target.end(), prompt.begin(), prompt.end()))
       throw_invalid_argument(function, "exact.prompt()", "must equal the sampler's prompt " + tokens_text(prompt),
                              tokens_text(target));
-    check_argument(static_cast<std::size_t>(exact.horizon()) == horizon, function, "exact.horizon()",
-                   "must equal the sampler's horizon " + std::to_string(horizon), exact.horizon());
+    check_size(function, "exact.horizon()", exact.horizon(), "the sampler's horizon", horizon);
     const std::optional<token> end = exact.end_token();
     check_argument(end == end_token, function, "exact.end_token()",
                    "must equal the sampler's end token " + end_token_text(end_token), end_token_text(end));
@@ -511,8 +510,7 @@ class infilling_potential {
   /// @brief out[k] = log phi(sequences[k]).
   /// @throw tsmc::invalid_argument if out.size() != sequences.size()
   void log_potential(std::span<const token_sequence> sequences, std::span<double> out) const {
-    check_argument(out.size() == sequences.size(), "infilling_potential::log_potential", "out.size()",
-                   "must equal sequences.size() " + std::to_string(sequences.size()), out.size());
+    check_size("infilling_potential::log_potential", "out.size()", out.size(), "sequences.size()", sequences.size());
     for (std::size_t k = 0; k < sequences.size(); ++k) out[k] = log_value(sequences[k]);
   }
 

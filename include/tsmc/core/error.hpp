@@ -82,6 +82,20 @@ void check_argument(bool condition, std::string_view function, std::string_view 
   if (!condition) throw_invalid_argument(function, argument, requirement, value);
 }
 
+/// @brief Checks that a size equals the size it must match.
+///
+/// Both are compared as std::size_t, as a caller's static_cast would. The message, built only on
+/// failure, reads "must equal <expected_name> <expected>".
+/// @throw tsmc::invalid_argument "tsmc::function: argument must equal expected_name expected,
+/// got value" if they differ
+template <class T, class U>
+void check_size(std::string_view function, std::string_view argument, const T& value, std::string_view expected_name,
+                const U& expected) {
+  if (static_cast<std::size_t>(value) != static_cast<std::size_t>(expected))
+    throw_invalid_argument(function, argument,
+                           "must equal " + std::string(expected_name) + " " + std::to_string(expected), value);
+}
+
 /// @brief Checks that a count is positive.
 /// @throw tsmc::invalid_argument if value == 0
 template <class T>

@@ -108,8 +108,7 @@ template <class Derived>
 /// @throw tsmc::invalid_argument if out's size differs from the row count, or on NaN
 template <class Derived>
 void row_logsumexp(const Eigen::MatrixBase<Derived>& matrix, std::span<double> out) {
-  check_argument(out.size() == static_cast<std::size_t>(matrix.rows()), "row_logsumexp", "out.size()",
-                 "must equal the number of rows " + std::to_string(matrix.rows()), out.size());
+  check_size("row_logsumexp", "out.size()", out.size(), "the number of rows", matrix.rows());
   for (Eigen::Index r = 0; r < matrix.rows(); ++r) out[static_cast<std::size_t>(r)] = logsumexp(matrix.row(r));
 }
 
@@ -126,8 +125,7 @@ void row_logsumexp(const Eigen::MatrixBase<Derived>& matrix, std::span<double> o
 /// All -inf input has no normalisation; it throws rather than returning NaN.
 /// @throw tsmc::invalid_argument on size mismatch, NaN, an empty range, all -inf, or +inf
 inline void log_softmax(std::span<const double> values, std::span<double> out) {
-  check_argument(out.size() == values.size(), "log_softmax", "out.size()",
-                 "must equal values.size() " + std::to_string(values.size()), out.size());
+  check_size("log_softmax", "out.size()", out.size(), "values.size()", values.size());
   check_positive("log_softmax", "values.size()", values.size());
   const auto [max, log_sum] = detail::split_logsumexp(values.begin(), values.end(), "log_softmax");
   check_argument(std::isfinite(max), "log_softmax", "logsumexp(values)",

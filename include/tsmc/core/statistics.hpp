@@ -69,8 +69,7 @@ struct mean_estimate {
 namespace detail {
 inline double checked_weight_sum(std::span<const double> values, std::span<const double> weights,
                                  const char* function) {
-  check_argument(values.size() == weights.size(), function, "weights.size()",
-                 "must equal values.size() " + std::to_string(values.size()), weights.size());
+  check_size(function, "weights.size()", weights.size(), "values.size()", values.size());
   double total = 0.0;
   for (double w : weights) {
     check_argument(w >= 0.0 && std::isfinite(w), function, "weights", "must be finite and >= 0", w);

@@ -29,15 +29,13 @@ namespace tsmc {
 /// sum(counts) != K
 inline void slot_stable_ancestors(std::span<const particle_index> counts, std::span<particle_index> ancestors) {
   const std::size_t k = counts.size();
-  check_argument(ancestors.size() == k, "slot_stable_ancestors", "ancestors.size()",
-                 "must equal counts.size() " + std::to_string(k), ancestors.size());
+  check_size("slot_stable_ancestors", "ancestors.size()", ancestors.size(), "counts.size()", k);
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < k; ++i) {
     total += counts[i];
     ancestors[i] = static_cast<particle_index>(i);  // survivors keep their slot; dead slots are overwritten below
   }
-  check_argument(total == k, "slot_stable_ancestors", "sum(counts)",
-                 "must equal counts.size() " + std::to_string(k), total);
+  check_size("slot_stable_ancestors", "sum(counts)", total, "counts.size()", k);
   std::size_t dead = 0;  // next candidate dead slot; the sum check guarantees one exists per extra copy
   for (std::size_t i = 0; i < k; ++i) {
     for (particle_index extra = 1; extra < counts[i]; ++extra) {
@@ -55,8 +53,7 @@ inline void slot_stable_ancestors(std::span<const particle_index> counts, std::s
 inline void ancestors_from_counts(std::span<const particle_index> counts, std::span<particle_index> ancestors) {
   std::uint64_t total = 0;
   for (const particle_index c : counts) total += c;
-  check_argument(total == ancestors.size(), "ancestors_from_counts", "ancestors.size()",
-                 "must equal sum(counts) " + std::to_string(total), ancestors.size());
+  check_size("ancestors_from_counts", "ancestors.size()", ancestors.size(), "sum(counts)", total);
   std::size_t slot = 0;
   for (std::size_t i = 0; i < counts.size(); ++i)
     for (particle_index c = 0; c < counts[i]; ++c) ancestors[slot++] = static_cast<particle_index>(i);

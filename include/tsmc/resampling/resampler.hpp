@@ -80,8 +80,7 @@ class resampler {
   template <RandomEngine E>
   void resample_conditional(std::span<const double> log_weights, std::span<particle_index> ancestors, E& rng) {
     const std::size_t k = log_weights.size();
-    check_argument(ancestors.size() == k, "resampler::resample_conditional", "ancestors.size()",
-                   "must equal log_weights.size() " + std::to_string(k), ancestors.size());
+    check_size("resampler::resample_conditional", "ancestors.size()", ancestors.size(), "log_weights.size()", k);
     normalise(log_weights, "resampler::resample_conditional");
     counts_.resize(k);
     if (k == 1) {

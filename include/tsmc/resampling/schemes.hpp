@@ -51,8 +51,7 @@ struct weight_summary {
 inline void check_offspring_sizes(std::string_view function, std::span<const double> weights, std::size_t n,
                                   std::span<const particle_index> counts) {
   check_positive(function, "weights.size()", weights.size());
-  check_argument(counts.size() == weights.size(), function, "counts.size()",
-                 "must equal weights.size() " + std::to_string(weights.size()), counts.size());
+  check_size(function, "counts.size()", counts.size(), "weights.size()", weights.size());
   check_positive(function, "n", n);
   check_argument(n <= std::numeric_limits<particle_index>::max(), function, "n",
                  "must fit in tsmc::particle_index (at most 4294967295)", n);
@@ -569,7 +568,7 @@ struct killing {
   void offspring(std::span<const double> weights, std::size_t n, std::span<particle_index> counts, Engine& rng) {
     const auto s = detail::check_offspring_arguments("killing::offspring", weights, n, counts);
     const std::size_t k = weights.size();
-    check_argument(n == k, "killing::offspring", "n", "must equal weights.size() " + std::to_string(k), n);
+    check_size("killing::offspring", "n", n, "weights.size()", k);
     const double* w = weights.data();
     double largest = 0.0;
     for (std::size_t i = 0; i < k; ++i) largest = std::max(largest, w[i]);

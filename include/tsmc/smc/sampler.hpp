@@ -208,8 +208,7 @@ class twisted_smc {
     check_positive(function, "model.vocab_size()", vocab);
     validate(options_, vocab, function);
     if constexpr (requires { { twist_.vocab_size() } -> std::convertible_to<std::size_t>; }) {
-      check_argument(static_cast<std::size_t>(twist_.vocab_size()) == vocab, function, "twist.vocab_size()",
-                     "must equal model.vocab_size() " + std::to_string(vocab), twist_.vocab_size());
+      check_size(function, "twist.vocab_size()", twist_.vocab_size(), "model.vocab_size()", vocab);
     }
   }
 

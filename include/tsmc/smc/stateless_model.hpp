@@ -61,19 +61,19 @@ class stateless_model {
   /// @brief Extends prefix k by tokens[k].
   /// @throw tsmc::invalid_argument on a size mismatch
   void append(std::span<const token> tokens) {
-    check_argument(tokens.size() == prefixes_.size(), "stateless_model::append", "tokens.size()",
-                   "must equal the number of particles " + std::to_string(prefixes_.size()), tokens.size());
+    check_size("stateless_model::append", "tokens.size()", tokens.size(), "the number of particles", prefixes_.size());
     for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
   }
 
   /// @brief Slot k takes prefix ancestors[k] (copied only where ancestors[k] != k).
   /// @throw tsmc::invalid_argument on a size mismatch or an ancestor out of range
   void reorder(std::span<const particle_index> ancestors) {
-    check_argument(ancestors.size() == prefixes_.size(), "stateless_model::reorder", "ancestors.size()",
-                   "must equal the number of particles " + std::to_string(prefixes_.size()), ancestors.size());
+    check_size("stateless_model::reorder", "ancestors.size()", ancestors.size(),
+               "the number of particles", prefixes_.size());
     for (std::size_t k = 0; k < ancestors.size(); ++k) {
-      check_argument(ancestors[k] < prefixes_.size(), "stateless_model::reorder", "ancestors[" + std::to_string(k) + "]",
-                     "must be < " + std::to_string(prefixes_.size()), ancestors[k]);
+      if (ancestors[k] >= prefixes_.size())  // the message is built only on failure: this runs per particle
+        throw_invalid_argument("stateless_model::reorder", "ancestors[" + std::to_string(k) + "]",
+                               "must be < " + std::to_string(prefixes_.size()), ancestors[k]);
       if (ancestors[k] != k) prefixes_[k] = prefixes_[ancestors[k]];
     }
   }
@@ -83,10 +83,8 @@ class stateless_model {
 
  private:
   void check_shape(const log_prob_ref& out) const {
-    check_argument(static_cast<std::size_t>(out.rows()) == prefixes_.size(), "stateless_model::log_probs",
-                   "out.rows()", "must equal the number of particles " + std::to_string(prefixes_.size()), out.rows());
-    check_argument(static_cast<std::size_t>(out.cols()) == vocab_size_, "stateless_model::log_probs", "out.cols()",
-                   "must equal vocab_size " + std::to_string(vocab_size_), out.cols());
+    check_size("stateless_model::log_probs", "out.rows()", out.rows(), "the number of particles", prefixes_.size());
+    check_size("stateless_model::log_probs", "out.cols()", out.cols(), "vocab_size", vocab_size_);
   }
 
   std::size_t vocab_size_;

@@ -248,8 +248,7 @@ class exact_solution {
 
   [[nodiscard]] std::size_t unfinished_children(std::span<const token> prefix, std::size_t out_size,
                                                 const char* function) const {
-    check_argument(out_size == problem_.vocab_size, function, "out.size()",
-                   "must equal the vocabulary size " + std::to_string(problem_.vocab_size), out_size);
+    check_size(function, "out.size()", out_size, "the vocabulary size", problem_.vocab_size);
     const auto first = children_of(prefix, function);
     if (!first)
       throw_invalid_argument(function, "prefix", "must be an unfinished prefix of the problem",
@@ -364,9 +363,7 @@ struct enumeration_builder {
     check_problem(problem);
     check_tokens(problem.prompt, problem.vocab_size, function, "problem.prompt");
     if constexpr (requires { model.vocab_size(); })
-      check_argument(static_cast<std::size_t>(model.vocab_size()) == problem.vocab_size, function,
-                     "model.vocab_size()", "must equal problem.vocab_size " + std::to_string(problem.vocab_size),
-                     model.vocab_size());
+      check_size(function, "model.vocab_size()", model.vocab_size(), "problem.vocab_size", problem.vocab_size);
 
     testing::exact_solution s;
     s.problem_ = problem;
@@ -497,10 +494,8 @@ class optimal_twist {
   void log_twist(const step_context<Model>& ctx, log_prob_ref out) const {
     constexpr const char* function = "testing::optimal_twist::log_twist";
     const std::size_t vocab = solution_->vocab_size();
-    check_argument(static_cast<std::size_t>(out.rows()) == ctx.prefixes.size(), function, "out.rows()",
-                   "must equal the number of prefixes " + std::to_string(ctx.prefixes.size()), out.rows());
-    check_argument(static_cast<std::size_t>(out.cols()) == vocab, function, "out.cols()",
-                   "must equal the vocabulary size " + std::to_string(vocab), out.cols());
+    check_size(function, "out.rows()", out.rows(), "the number of prefixes", ctx.prefixes.size());
+    check_size(function, "out.cols()", out.cols(), "the vocabulary size", vocab);
     const auto prompt = solution_->prompt();
     if (!std::equal(ctx.prompt.begin(), ctx.prompt.end(), prompt.begin(), prompt.end()))
       throw_invalid_argument(function, "ctx.prompt", "must equal the problem's prompt " + tokens_text(prompt),

@@ -168,10 +168,8 @@ class tabular_model {
   /// @throw tsmc::invalid_argument if out is not K x V
   void log_probs(log_prob_ref out) {
     const std::size_t particles = prefixes_.size();
-    check_argument(static_cast<std::size_t>(out.rows()) == particles, "testing::tabular_model::log_probs",
-                   "out.rows()", "must equal the number of particles " + std::to_string(particles), out.rows());
-    check_argument(static_cast<std::size_t>(out.cols()) == vocab_, "testing::tabular_model::log_probs",
-                   "out.cols()", "must equal the vocabulary size " + std::to_string(vocab_), out.cols());
+    check_size("testing::tabular_model::log_probs", "out.rows()", out.rows(), "the number of particles", particles);
+    check_size("testing::tabular_model::log_probs", "out.cols()", out.cols(), "the vocabulary size", vocab_);
     ++log_prob_calls_;
     row_.resize(vocab_);
     for (std::size_t k = 0; k < particles; ++k) {
@@ -184,8 +182,8 @@ class tabular_model {
   /// @param tokens K tokens
   /// @throw tsmc::invalid_argument if tokens.size() != K or a token is outside [0, V)
   void append(std::span<const token> tokens) {
-    check_argument(tokens.size() == prefixes_.size(), "testing::tabular_model::append", "tokens.size()",
-                   "must equal the number of particles " + std::to_string(prefixes_.size()), tokens.size());
+    check_size("testing::tabular_model::append", "tokens.size()", tokens.size(),
+               "the number of particles", prefixes_.size());
     check_tokens(tokens, vocab_, "testing::tabular_model::append", "tokens");
     for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
   }
@@ -196,8 +194,8 @@ class tabular_model {
   /// @throw tsmc::invalid_argument if ancestors.size() != K or an index is outside [0, K)
   void reorder(std::span<const particle_index> ancestors) {
     const std::size_t particles = prefixes_.size();
-    check_argument(ancestors.size() == particles, "testing::tabular_model::reorder", "ancestors.size()",
-                   "must equal the number of particles " + std::to_string(particles), ancestors.size());
+    check_size("testing::tabular_model::reorder", "ancestors.size()", ancestors.size(),
+               "the number of particles", particles);
     bool overwritten_source = false;
     moved_.assign(particles, 0);
     for (std::size_t k = 0; k < particles; ++k) {
@@ -238,8 +236,7 @@ class tabular_model {
  private:
   void check_query(std::span<const token> prompt, std::span<const token> prefix, std::size_t out_size,
                    const char* function) const {
-    check_argument(out_size == vocab_, function, "out.size()",
-                   "must equal the vocabulary size " + std::to_string(vocab_), out_size);
+    check_size(function, "out.size()", out_size, "the vocabulary size", vocab_);
     check_tokens(prompt, vocab_, function, "prompt");
     check_tokens(prefix, vocab_, function, "prefix");
   }
@@ -257,8 +254,7 @@ class tabular_model {
     }
     constexpr const char* function = "testing::tabular_model::next_log_probs";
     const std::vector<double> probs = next_probs_(prompt, prefix);
-    check_argument(probs.size() == vocab_, function, "next_probs(prompt, prefix).size()",
-                   "must equal the vocabulary size " + std::to_string(vocab_), probs.size());
+    check_size(function, "next_probs(prompt, prefix).size()", probs.size(), "the vocabulary size", vocab_);
     double sum = 0.0;
     for (std::size_t v = 0; v < vocab_; ++v) {
       if (!(std::isfinite(probs[v]) && probs[v] >= 0.0))

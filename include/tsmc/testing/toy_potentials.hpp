@@ -31,8 +31,7 @@ namespace tsmc::detail {
 /// Checks the shape of a next-token output against a step context.
 template <class Model>
 void check_next_shape(const step_context<Model>& ctx, const log_prob_ref& out, const char* function) {
-  check_argument(static_cast<std::size_t>(out.rows()) == ctx.prefixes.size(), function, "out.rows()",
-                 "must equal the number of prefixes " + std::to_string(ctx.prefixes.size()), out.rows());
+  check_size(function, "out.rows()", out.rows(), "the number of prefixes", ctx.prefixes.size());
 }
 
 /// A deterministic Gaussian value for every token sequence: scale * N(0, 1) drawn from an
@@ -106,8 +105,8 @@ class random_potential {
   /// @brief out[k] = log phi(sequences[k]).
   /// @throw tsmc::invalid_argument if out.size() != sequences.size()
   void log_potential(std::span<const token_sequence> sequences, std::span<double> out) const {
-    check_argument(out.size() == sequences.size(), "testing::random_potential::log_potential", "out.size()",
-                   "must equal sequences.size() " + std::to_string(sequences.size()), out.size());
+    check_size("testing::random_potential::log_potential", "out.size()", out.size(),
+               "sequences.size()", sequences.size());
     for (std::size_t k = 0; k < sequences.size(); ++k) out[k] = log_value(sequences[k]);
   }
 
@@ -157,8 +156,8 @@ class pattern_indicator {
   /// @brief out[k] = log phi(sequences[k]).
   /// @throw tsmc::invalid_argument if out.size() != sequences.size()
   void log_potential(std::span<const token_sequence> sequences, std::span<double> out) const {
-    check_argument(out.size() == sequences.size(), "testing::pattern_indicator::log_potential", "out.size()",
-                   "must equal sequences.size() " + std::to_string(sequences.size()), out.size());
+    check_size("testing::pattern_indicator::log_potential", "out.size()", out.size(),
+               "sequences.size()", sequences.size());
     for (std::size_t k = 0; k < sequences.size(); ++k) out[k] = log_value(sequences[k]);
   }
 
@@ -269,8 +268,8 @@ class soft_classifier {
   /// @brief out[k] = log phi(sequences[k]).
   /// @throw tsmc::invalid_argument if out.size() != sequences.size() or a token is outside [0, V)
   void log_potential(std::span<const token_sequence> sequences, std::span<double> out) const {
-    check_argument(out.size() == sequences.size(), "testing::soft_classifier::log_potential", "out.size()",
-                   "must equal sequences.size() " + std::to_string(sequences.size()), out.size());
+    check_size("testing::soft_classifier::log_potential", "out.size()", out.size(),
+               "sequences.size()", sequences.size());
     for (std::size_t k = 0; k < sequences.size(); ++k) out[k] = log_value(sequences[k]);
   }
 
@@ -279,9 +278,8 @@ class soft_classifier {
   template <class Model>
   void log_potential_next(const step_context<Model>& ctx, log_prob_ref out) const {
     detail::check_next_shape(ctx, out, "testing::soft_classifier::log_potential_next");
-    check_argument(static_cast<std::size_t>(out.cols()) == weights_.size(),
-                   "testing::soft_classifier::log_potential_next", "out.cols()",
-                   "must equal the vocabulary size " + std::to_string(weights_.size()), out.cols());
+    check_size("testing::soft_classifier::log_potential_next", "out.cols()", out.cols(),
+               "the vocabulary size", weights_.size());
     for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
       const double base = logit(ctx.prefixes[k]);
       for (std::size_t v = 0; v < weights_.size(); ++v)
