@@ -109,6 +109,10 @@ template <class Derived>
 template <class Derived>
 void row_logsumexp(const Eigen::MatrixBase<Derived>& matrix, std::span<double> out) {
   check_size("row_logsumexp", "out.size()", out.size(), "the number of rows", matrix.rows());
+  if (matrix.cols() == 0) {  // every row is empty; a row block of a matrix without data is undefined behaviour
+    std::fill(out.begin(), out.end(), -std::numeric_limits<double>::infinity());
+    return;
+  }
   for (Eigen::Index r = 0; r < matrix.rows(); ++r) out[static_cast<std::size_t>(r)] = logsumexp(matrix.row(r));
 }
 
