@@ -9,7 +9,7 @@
 //     for the whole loop (Bonferroni);
 //   * a chi-square statistic is compared with its upper 1e-6 quantile for its degrees of
 //     freedom (computed from the regularised incomplete gamma function):
-//       df 2: 27.63, df 6: 38.26, df 7: 40.52, df 9: 44.81, df 15: 56.49.
+//       df 2: 27.63, df 6: 38.26, df 7: 40.52, df 9: 44.81, df 15: 56.49, df 1023: 1252.58.
 #include <tsmc/core/random.hpp>
 
 #include <catch2/catch.hpp>
@@ -451,6 +451,94 @@ TEST_CASE("exponential: positive, mean 1, variance 1, exponential over 8 equipro
   scripted64 s{{0, ~std::uint64_t{0}}};
   CHECK(tsmc::exponential(s) == Approx(53 * std::log(2.0)));
   CHECK(tsmc::exponential(s) > 0.0);
+}
+
+TEST_CASE("exponential_ziggurat tables: 256 layers of equal area under e^-x", "[core]") {
+  const auto& z = tsmc::detail::shared_exponential_ziggurat();
+  constexpr int n = tsmc::detail::exponential_ziggurat_tables::layers;
+  CHECK(z.edge[1] == tsmc::detail::exponential_ziggurat_tables::r);
+  CHECK(z.edge[n] == 0.0);
+  CHECK(z.density[n] == 1.0);
+  for (int i = 0; i < n; ++i) {
+    INFO("layer " << i);
+    REQUIRE(z.edge[i] > z.edge[i + 1]);
+    CHECK(z.scale[i] == z.edge[i] * 0x1.0p-53);
+  }
+  // Base strip (width x_0, height e^{-r}) and every rectangle have area v; the recursion fixes
+  // all but the top layer, whose area checks r itself (to about 1e-13 for the published r).
+  CHECK(std::fabs(z.edge[0] * z.density[1] - z.area) < 1e-15 * z.area);
+  CHECK(std::fabs(z.area - (z.edge[1] + 1.0) * z.density[1]) < 1e-15 * z.area);  // v = r e^{-r} + tail e^{-r}
+  for (int i = 1; i < n; ++i) {
+    INFO("layer " << i);
+    CHECK(std::fabs(z.edge[i] * (z.density[i + 1] - z.density[i]) - z.area) < 1e-12 * z.area);
+  }
+}
+
+TEST_CASE("exponential_ziggurat: Exp(1) over 1024 equiprobable bins, the tail and the moments", "[core]") {
+  // 2^24 draws: 16384 per bin of u = exp(-x), so a bin off by 4% (a wrong wedge or layer) gives
+  // a chi-square far above the 1e-6 quantile. The tail beyond r = 7.697 (probability e^{-r}, about
+  // 7600 draws) must be r + Exp(1): its count and its mean excess by z-tests.
+  constexpr std::size_t n = std::size_t{1} << 24;
+  constexpr std::size_t bins = 1024;
+  const double r = tsmc::detail::exponential_ziggurat_tables::r;
+  tsmc::xoshiro256ss e(2024);
+  std::vector<std::size_t> counts(bins);
+  double sum = 0.0, sum_sq = 0.0, tail = 0.0, tail_excess = 0.0;
+  double smallest = 0.0, largest = 0.0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const double x = tsmc::exponential_ziggurat(e);
+    smallest = std::min(smallest, x);
+    largest = std::max(largest, x);
+    ++counts[std::min(bins - 1, static_cast<std::size_t>(static_cast<double>(bins) * -std::expm1(-x)))];
+    sum += x;
+    sum_sq += x * x;
+    if (x > r) {
+      tail += 1.0;
+      tail_excess += x - r;
+    }
+  }
+  CHECK(smallest == 0.0);  // never negative
+  CHECK(largest < 50.0);   // finite (P(X > 50) = 2e-22 per draw)
+  const double x2 = chi_square(counts, std::vector<double>(bins, 1.0 / bins));
+  INFO("chi-square " << x2);
+  CHECK(x2 < 1252.58);  // df 1023, upper 1e-6 quantile
+  const double m = sum / n;
+  const double v = sum_sq / n - m * m;
+  const double p_tail = std::exp(-r);
+  const double z_mean = (m - 1.0) / std::sqrt(1.0 / n);
+  const double z_var = (v - 1.0) / std::sqrt(8.0 / n);
+  const double z_tail = (tail - n * p_tail) / std::sqrt(n * p_tail * (1.0 - p_tail));
+  const double z_excess = (tail_excess / tail - 1.0) * std::sqrt(tail);  // Exp(1) excess: sd 1
+  INFO("mean z " << z_mean << ", variance z " << z_var << ", tail count z " << z_tail << ", tail excess z "
+                 << z_excess);
+  CHECK(std::abs(z_mean) < z_bound);
+  CHECK(std::abs(z_var) < z_bound);
+  CHECK(std::abs(z_tail) < z_bound);
+  CHECK(std::abs(z_excess) < z_bound);
+}
+
+TEST_CASE("exponential_ziggurat: any engine; the slow paths as scripted", "[core]") {
+  const auto& z = tsmc::detail::shared_exponential_ziggurat();
+  // Layer 5, top 53 bits zero: x = 0 lies in the inner strip, returned at once.
+  scripted64 inner{{5}};
+  CHECK(tsmc::exponential_ziggurat(inner) == 0.0);
+  // Layer 0, x = (2^53 - 1) 2^-53 x_0 beyond r: the tail r - log(u), u from the next draw.
+  scripted64 tail{{~std::uint64_t{0} << 8, std::uint64_t{1} << 63}};  // u = (2^51 + 1/2) 2^-52 = 1/2 + 2^-53
+  CHECK(tsmc::exponential_ziggurat(tail) == Approx(z.edge[1] + std::log(2.0)).epsilon(1e-15));
+  // Layer 255 (the top): no inner strip, the wedge decides. At x = x_255 / 2 the curve is at
+  // 0.9686, the layer spans [0.9382, 1]: height u = 1/4 + 2^-53 (0.9536) is under the curve.
+  const std::uint64_t half = (std::uint64_t{1} << 63) | 255u;  // top bits 2^52: x = x_255 / 2
+  scripted64 wedge{{half, std::uint64_t{1} << 62}};
+  CHECK(tsmc::exponential_ziggurat(wedge) == z.edge[255] / 2);
+  // Rejected in the wedge (x = 0.999 x_255, height near the top of the layer), then layer 7 at 0.
+  const std::uint64_t near_edge = (static_cast<std::uint64_t>(0.999 * 0x1.0p53) << 11) | 255u;
+  scripted64 rejected{{near_edge, ~std::uint64_t{0}, 7}};
+  CHECK(tsmc::exponential_ziggurat(rejected) == 0.0);
+  // An engine of another range works through random_bits64.
+  std::minstd_rand small(3);
+  double total = 0.0;
+  for (int k = 0; k < 1000; ++k) total += tsmc::exponential_ziggurat(small);
+  CHECK(total / 1000 == Approx(1.0).margin(5.0 * std::sqrt(1.0 / 1000)));  // |z| < 5
 }
 
 TEST_CASE("standard_normal: mean 0, variance 1, normal over 8 bins", "[core]") {

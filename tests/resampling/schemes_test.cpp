@@ -390,10 +390,13 @@ std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std
   std::vector<particle_index> counts(w.size());
   const auto s = tsmc::detail::check_offspring_arguments("walk", w, n, counts);
   tsmc::default_engine rng{seed};
-  std::vector<double> points(n + 1);
-  const double t = tsmc::detail::exponential_partial_sums(points.data(), n + 1, rng);
-  points[n] = std::numeric_limits<double>::infinity();
-  const double factor = t / s.total;
+  tsmc::detail::spacings_workspace workspace;
+  const auto spacings = tsmc::detail::draw_spacings(workspace, n, rng);  // the points only
+  const double* points = spacings.points;  // with +inf after T_n
+  const double t = spacings.total;
+  double sum = 0.0;  // summed in order, as the merge does: its factor decides the boundaries
+  for (std::size_t i = 0; i < s.last_positive; ++i) sum += w[i];
+  const double factor = tsmc::detail::spacings_factor(t, sum + w[s.last_positive], w.size());
   double c = 0.0;
   std::size_t j = 0;
   for (std::size_t i = 0; i < s.last_positive; ++i) {
@@ -408,11 +411,11 @@ std::vector<particle_index> walked_multinomial(const std::vector<double>& w, std
 
 }  // namespace
 
-TEST_CASE("exponential partial sums: Exp(1) spacings from one logarithm per pair", "[resampling]") {
-  // The spacings E_j = T_j - T_{j-1} must be iid Exp(1): odd and even positions alike (the pair's
-  // two members come from one Gamma(2) draw split by a uniform), and uncorrelated within a pair.
+TEST_CASE("exponential partial sums: iid Exp(1) spacings, summed in pairs", "[resampling]") {
+  // The spacings E_j = T_j - T_{j-1} must be iid Exp(1): odd and even positions alike (a pair
+  // enters the sum as T + E_1 and T + (E_1 + E_2)), and uncorrelated within a pair.
   // Chi-square over 16 equiprobable bins of exp(-E) for each position class; correlation by z-test.
-  const std::size_t m = 400001;  // odd: the last spacing comes from a single -log U
+  const std::size_t m = 400001;  // odd: the last spacing comes on its own
   std::vector<double> sums(m);
   tsmc::default_engine rng{2718};
   const double last = tsmc::detail::exponential_partial_sums(sums.data(), m, rng);
@@ -452,19 +455,23 @@ TEST_CASE("exponential partial sums: Exp(1) spacings from one logarithm per pair
 TEST_CASE("multinomial's guided merge gives exactly the counts of a forward walk", "[resampling]") {
   // Large n exercises the rare paths: cells holding four or more points below a boundary
   // (probability at most 1.9% per cell) and gaps of more than eight empty cells (about 3e-4).
+  // Weights scaled by 1000 (and those with zeros put in) are not normalised: the merge then runs
+  // again with T_{n+1} / total; normalised ones are merged once with T_{n+1}.
   struct setting {
     std::size_t k, n;
-    double sigma;
+    double sigma, scale;
   };
-  const std::vector<setting> settings{{1, 1, 1.0},       {1, 50, 1.0},     {2, 1, 1.0},      {7, 3, 0.5},
-                                      {100, 100, 0.1},    {100, 100, 4.0},  {3, 20000, 1.0},  {20000, 5, 1.0},
-                                      {100000, 100000, 0.1}, {100000, 100000, 2.0}, {5000, 200000, 3.0}};
+  const std::vector<setting> settings{{1, 1, 1.0, 1.0},           {1, 50, 1.0, 1000.0},       {2, 1, 1.0, 1.0},
+                                      {7, 3, 0.5, 1000.0},        {100, 100, 0.1, 1.0},       {100, 100, 4.0, 1.0},
+                                      {3, 20000, 1.0, 1.0},       {20000, 5, 1.0, 1.0},       {100000, 100000, 0.1, 1.0},
+                                      {100000, 100000, 2.0, 1.0}, {5000, 200000, 3.0, 1.0}, {300, 300, 1.0, 1000.0}};
   tsmc::multinomial scheme;  // shared: stale workspace contents from earlier calls must not matter
   std::uint64_t seed = 77;
   for (int round = 0; round < 2; ++round) {
-    for (const auto& [k, n, sigma] : settings) {
+    for (const auto& [k, n, sigma, scale] : settings) {
       auto w = random_weights(k, sigma, seed);
-      if (k >= 10) {
+      for (double& v : w) v *= scale;
+      if (k >= 10 && scale == 1.0) {
         for (std::size_t i = 0; i < k; i += 7) w[i] = 0.0;  // zero weights inside and at the end
         w[k - 1] = 0.0;
         w[k - 2] = 0.0;
@@ -475,6 +482,93 @@ TEST_CASE("multinomial's guided merge gives exactly the counts of a forward walk
       INFO("round " << round << ": k = " << k << ", n = " << n << ", sigma = " << sigma);
       CHECK(counts == walked_multinomial(w, n, seed));
       ++seed;
+    }
+  }
+}
+
+namespace {
+
+// An engine whose every ziggurat draw lands in the tail with u = 2^-53: spacings of
+// r + 53 log 2 = 44.4, far wider than a unit cell, so T_{n+1} outgrows any reserved guide.
+struct far_tail_engine {
+  using result_type = std::uint64_t;
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
+  bool layer_draw = true;
+  result_type operator()() {
+    layer_draw = !layer_draw;
+    return layer_draw ? 0 : ~result_type{0} << 8;  // layer 0 at x near x_0, then u = 2^-53
+  }
+};
+
+// Checks guide[c] == #{j : T_j < c} for every cell the merge may look up, by binary search.
+void check_guide(const tsmc::detail::spacings& s, std::size_t n) {
+  const auto entries = static_cast<std::size_t>(s.last_cell) + 9;
+  std::size_t wrong = 0;
+  for (std::size_t c = 0; c < entries; ++c) {
+    const auto below = std::lower_bound(s.points, s.points + n, static_cast<double>(c)) - s.points;
+    wrong += s.guide[c] != static_cast<std::uint32_t>(below);
+  }
+  CHECK(wrong == 0);
+  CHECK(s.last_cell == std::floor(s.total) + 1);
+  CHECK(std::is_sorted(s.points, s.points + n + 4));
+  CHECK(s.points[n] == std::numeric_limits<double>::infinity());
+}
+
+}  // namespace
+
+TEST_CASE("multinomial's spacings: the guide counts the points below every cell", "[resampling]") {
+  tsmc::detail::spacings_workspace workspace;  // shared: entries of earlier, larger draws must not matter
+  std::uint64_t seed = 11;
+  for (const std::size_t n : {1, 2, 3, 1000, 100000, 17, 2, 4000}) {
+    tsmc::default_engine rng{seed++};
+    INFO("n = " << n);
+    check_guide(tsmc::detail::draw_spacings(workspace, n, rng), n);
+  }
+  // T_{n+1} = 44.4 (n + 1) lies beyond the room reserved for n points (n + 10 sqrt(n + 1) + 65
+  // cells): the guide grows; every gap is 44 cells wide, past the eight each point writes.
+  for (const std::size_t n : {1, 5, 40}) {
+    tsmc::detail::spacings_workspace fresh;
+    far_tail_engine far;
+    const auto s = tsmc::detail::draw_spacings(fresh, n, far);
+    INFO("far tail, n = " << n);
+    CHECK(s.total == Approx(static_cast<double>(n + 1) * (tsmc::detail::exponential_ziggurat_tables::r +
+                                                            53.0 * std::log(2.0))));
+    check_guide(s, n);
+  }
+}
+
+TEST_CASE("multinomial's merge: the SSE2 and the scalar comparisons give the same counts", "[resampling]") {
+  // Both merges of one set of spacings, for normalised, unnormalised and zero-laden weights, and
+  // with bad weights (NaN, negative, infinite): no undefined behaviour, the same summary.
+  tsmc::detail::spacings_workspace workspace;
+  std::uint64_t seed = 5;
+  for (const std::size_t k : {1, 2, 9, 1000, 50000}) {
+    for (const double sigma : {0.1, 3.0}) {
+      auto w = random_weights(k, sigma, seed);
+      if (k > 2) w[k / 2] = 0.0;
+      const std::size_t n = k + 3;
+      tsmc::default_engine rng{seed++};
+      const auto s = tsmc::detail::draw_spacings(workspace, n, rng);
+      for (int variant = 0; variant < 5; ++variant) {
+        auto v = w;
+        if (variant == 1) v[0] *= 7.0;                                      // not normalised
+        if (variant == 2) v[k / 3] = std::numeric_limits<double>::quiet_NaN();
+        if (variant == 3) v[k / 3] = -0.5;
+        if (variant == 4) v[k / 3] = std::numeric_limits<double>::infinity();
+        std::vector<particle_index> scalar(k, 3), vector(k, 3);
+        const std::size_t last = k - 1;
+        const auto a = tsmc::detail::spacings_merge<false, false>(v.data(), last, s.total, s, scalar.data());
+        if constexpr (tsmc::detail::sse2_merge_available) {
+          const auto b = tsmc::detail::spacings_merge<false, true>(v.data(), last, s.total, s, vector.data());
+          INFO("k = " << k << ", sigma = " << sigma << ", variant " << variant);
+          CHECK(scalar == vector);
+          CHECK(a.below == b.below);
+          CHECK((a.sum == b.sum || (std::isnan(a.sum) && std::isnan(b.sum))));
+          CHECK((a.smallest < 0.0) == (b.smallest < 0.0));
+        }
+        if (variant >= 2 && k / 3 < last) CHECK((!(a.smallest >= 0.0) || !std::isfinite(a.sum)));  // detectable
+      }
     }
   }
 }
