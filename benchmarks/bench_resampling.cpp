@@ -5,9 +5,9 @@
 //   binary_search  cumulative weights + N uniforms, each located by std::upper_bound
 //   copy           the floor: one pass reading N doubles and writing N 32-bit indices
 // and one component of multinomial on its own:
-//   spacings       the N + 1 partial sums of Exp(1) variates (detail::exponential_partial_sums, one
-//                  logarithm per two spacings) that multinomial merges with the cumulative
-//                  weights: its cost before the merge
+//   spacings       the N + 1 partial sums of Exp(1) variates (detail::exponential_partial_sums, by
+//                  the ziggurat) that multinomial merges with the cumulative weights: its cost
+//                  before the merge
 // Names are <benchmark>/<dispersion>/<N>. After the usual console output, the binary prints a
 // table of ns per particle (CPU time), the ratio to the copy floor, the speed-up over
 // std::discrete_distribution and the flatness ratio ns(2^20) / ns(2^10):

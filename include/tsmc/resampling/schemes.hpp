@@ -339,14 +339,13 @@ struct merge_summary {
 /// cell with four or more of them below x_i (probability at most P(Poisson(1) >= 4) = 1.9%)
 /// continues with a walk. A forward walk instead would exit its loop after a random number of
 /// steps for every particle, a branch the processor mispredicts about once per particle.
-/// With Vector the four comparisons are two SSE2 compares of point pairs; the scalar loop gives
-/// the same counts. x_i is clamped to [0, last_cell] (NaN to last_cell), so bad weights cause no
+/// With Vector (and SSE2, see sse2_merge_available) the four comparisons are two SSE2 compares
+/// of point pairs; the scalar loop gives the same counts. x_i is clamped to [0, last_cell] (NaN to last_cell), so bad weights cause no
 /// undefined behaviour; the summary lets the caller detect them. With Accumulate the counts are
 /// added to `counts` instead of overwriting them.
 template <bool Accumulate, bool Vector = sse2_merge_available>
 merge_summary spacings_merge(const double* w, std::size_t last, double factor, const spacings& s,
                              particle_index* counts) noexcept {
-  static_assert(!Vector || sse2_merge_available, "spacings_merge: SSE2 is not available on this target");
   const double* points = s.points;
   const std::uint32_t* guide = s.guide;
   std::uint64_t below = 0;  // r_{i-1}
@@ -358,7 +357,7 @@ merge_summary spacings_merge(const double* w, std::size_t last, double factor, c
     }
     below = r;
   };
-  if constexpr (Vector) {
+  if constexpr (Vector && sse2_merge_available) {
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
     // minsd returns its second operand when the first is NaN: NaN -> last_cell, as the scalar loop.
     const __m128d zero = _mm_setzero_pd();
