@@ -252,6 +252,14 @@ TEST_CASE("the stateless adapter runs exactly as the stateful model it wraps", "
                       Catch::Contains("tsmc::stateless_model::reorder: ancestors.size() must equal the number of particles 8, got 2"));
   REQUIRE_THROWS_WITH(adapter.reorder(std::vector<particle_index>{0, 1, 2, 3, 4, 5, 6, 8}),
                       Catch::Contains("tsmc::stateless_model::reorder: ancestors[7] must be < 8, got 8"));
+  // Any ancestor vector, not only slot-stable ones: a rotation of eight distinct prefixes
+  // overwrites every source (copied in place, slot 7 would get slot 0's new prefix).
+  adapter.start(p.problem.prompt, 8);
+  adapter.append(std::vector<token>{0, 1, 2, 0, 1, 2, 0, 1});
+  adapter.append(std::vector<token>{0, 0, 0, 1, 1, 1, 2, 2});
+  const std::vector<token_sequence> before(adapter.prefixes().begin(), adapter.prefixes().end());
+  adapter.reorder(std::vector<particle_index>{1, 2, 3, 4, 5, 6, 7, 0});
+  for (std::size_t k = 0; k < 8; ++k) CHECK(adapter.prefixes()[k] == before[(k + 1) % 8]);
   tsmc::log_prob_matrix wrong(8, 2);
   REQUIRE_THROWS_WITH(adapter.log_probs(wrong),
                       Catch::Contains("tsmc::stateless_model::log_probs: out.cols() must equal vocab_size 3, got 2"));

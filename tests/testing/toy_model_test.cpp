@@ -173,7 +173,7 @@ TEST_CASE("tabular_model rejects bad input with clear messages", "[core]") {
   CHECK_THROWS_AS(m.log_probs(wrong_cols), tsmc::invalid_argument);
   const std::vector<tsmc::particle_index> out_of_range{0, 1, 4, 3};
   CHECK_THROWS_WITH(m.reorder(out_of_range),
-                    "tsmc::testing::tabular_model::reorder: ancestors[2] must be in [0, 4), got 4");
+                    "tsmc::testing::tabular_model::reorder: ancestors[2] must be < 4, got 4");
   const std::vector<tsmc::particle_index> short_ancestors{0};
   CHECK_THROWS_AS(m.reorder(short_ancestors), tsmc::invalid_argument);
   std::vector<double> row(3);

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace tsmc {
 
@@ -58,5 +60,43 @@ inline void ancestors_from_counts(std::span<const particle_index> counts, std::s
   for (std::size_t i = 0; i < counts.size(); ++i)
     for (particle_index c = 0; c < counts[i]; ++c) ancestors[slot++] = static_cast<particle_index>(i);
 }
+
+namespace detail {
+
+/// Applies ancestors to per-particle states for `function` (a model's reorder): values[k]
+/// becomes the old values[ancestors[k]]. Only slots with ancestors[k] != k are copied, in place
+/// when no source is itself overwritten (ancestors[ancestors[k]] == ancestors[k]: slot-stable
+/// ancestors, what the sampler passes), otherwise from a snapshot, so any ancestor vector works.
+/// Returns the number of slots copied.
+/// @throw tsmc::invalid_argument "tsmc::<function>: ..." if ancestors.size() != values.size() or
+/// an ancestor is >= values.size() (values are then unchanged)
+template <class T>
+std::size_t copy_from_ancestors(std::string_view function, std::vector<T>& values,
+                                std::span<const particle_index> ancestors) {
+  const std::size_t k = values.size();
+  check_size(function, "ancestors.size()", ancestors.size(), "the number of particles", k);
+  bool in_place = true;
+  std::size_t copies = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    const particle_index a = ancestors[i];
+    if (a >= k)  // the message is built only on failure: this runs per particle
+      throw_invalid_argument(function, "ancestors[" + std::to_string(i) + "]", "must be < " + std::to_string(k), a);
+    if (a != i) {
+      ++copies;
+      in_place = in_place && ancestors[a] == a;  // a < k: checked just above
+    }
+  }
+  if (in_place) {
+    for (std::size_t i = 0; i < k; ++i)
+      if (ancestors[i] != i) values[i] = values[ancestors[i]];
+  } else {
+    const std::vector<T> old = values;
+    for (std::size_t i = 0; i < k; ++i)
+      if (ancestors[i] != i) values[i] = old[ancestors[i]];
+  }
+  return copies;
+}
+
+}  // namespace detail
 
 }  // namespace tsmc

@@ -5,6 +5,7 @@
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/resampling/ancestors.hpp>
 
 #include <concepts>
 #include <span>
@@ -65,17 +66,11 @@ class stateless_model {
     for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
   }
 
-  /// @brief Slot k takes prefix ancestors[k] (copied only where ancestors[k] != k).
+  /// @brief Slot k takes prefix ancestors[k] (copied only where ancestors[k] != k); any ancestor
+  /// vector works, slot-stable or not.
   /// @throw tsmc::invalid_argument on a size mismatch or an ancestor out of range
   void reorder(std::span<const particle_index> ancestors) {
-    check_size("stateless_model::reorder", "ancestors.size()", ancestors.size(),
-               "the number of particles", prefixes_.size());
-    for (std::size_t k = 0; k < ancestors.size(); ++k) {
-      if (ancestors[k] >= prefixes_.size())  // the message is built only on failure: this runs per particle
-        throw_invalid_argument("stateless_model::reorder", "ancestors[" + std::to_string(k) + "]",
-                               "must be < " + std::to_string(prefixes_.size()), ancestors[k]);
-      if (ancestors[k] != k) prefixes_[k] = prefixes_[ancestors[k]];
-    }
+    (void)detail::copy_from_ancestors("stateless_model::reorder", prefixes_, ancestors);
   }
 
   /// @brief The generated prefixes, one per particle.

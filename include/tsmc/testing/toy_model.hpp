@@ -17,6 +17,7 @@
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/resampling/ancestors.hpp>
 #include <tsmc/testing/sequence_hash.hpp>
 
 #include <cmath>
@@ -193,29 +194,7 @@ class tabular_model {
   /// @param ancestors K indices in [0, K)
   /// @throw tsmc::invalid_argument if ancestors.size() != K or an index is outside [0, K)
   void reorder(std::span<const particle_index> ancestors) {
-    const std::size_t particles = prefixes_.size();
-    check_size("testing::tabular_model::reorder", "ancestors.size()", ancestors.size(),
-               "the number of particles", particles);
-    bool overwritten_source = false;
-    moved_.assign(particles, 0);
-    for (std::size_t k = 0; k < particles; ++k) {
-      if (ancestors[k] >= particles)
-        throw_invalid_argument("testing::tabular_model::reorder", "ancestors[" + std::to_string(k) + "]",
-                               "must be in [0, " + std::to_string(particles) + ")", ancestors[k]);
-      if (ancestors[k] != k) moved_[k] = 1;
-    }
-    for (std::size_t k = 0; k < particles; ++k)
-      if (moved_[k] && moved_[ancestors[k]]) overwritten_source = true;
-    if (overwritten_source) {
-      // A source is itself overwritten (not slot-stable): copy from a snapshot.
-      const std::vector<token_sequence> old = prefixes_;
-      for (std::size_t k = 0; k < particles; ++k)
-        if (moved_[k]) prefixes_[k] = old[ancestors[k]];
-    } else {
-      for (std::size_t k = 0; k < particles; ++k)
-        if (moved_[k]) prefixes_[k] = prefixes_[ancestors[k]];
-    }
-    for (std::size_t k = 0; k < particles; ++k) copies_ += moved_[k];
+    copies_ += detail::copy_from_ancestors("testing::tabular_model::reorder", prefixes_, ancestors);
   }
 
   /// @brief The number of slots copied by reorder since the last start.
@@ -275,7 +254,6 @@ class tabular_model {
 
   token_sequence prompt_;
   std::vector<token_sequence> prefixes_;
-  std::vector<std::uint8_t> moved_;
   std::vector<double> row_;
   std::size_t copies_ = 0;
   std::size_t log_prob_calls_ = 0;
