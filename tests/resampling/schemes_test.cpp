@@ -517,6 +517,45 @@ void check_guide(const tsmc::detail::spacings& s, std::size_t n) {
 
 }  // namespace
 
+namespace {
+
+// An engine that returns the same 64 bits for ever.
+struct constant_engine {
+  using result_type = std::uint64_t;
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
+  result_type bits;
+  result_type operator()() const { return bits; }
+};
+
+}  // namespace
+
+TEST_CASE("systematic and stratified: offsets next to 1 still count exactly", "[resampling]") {
+  // Points j + u with u = 1 - v tiny: x + v would round up to the next integer for boundaries on
+  // integers, giving {2, 1, 1} here, and H(n) = n + 1.
+  const std::vector<double> w{0.25, 0.25, 0.5};
+  std::vector<particle_index> counts(3);
+  constant_engine ones{~std::uint64_t{0}};  // v = 1 exactly after rounding
+  tsmc::systematic sys;
+  sys.offspring(w, 4, counts, ones);
+  CHECK(counts == std::vector<particle_index>{1, 1, 2});
+  tsmc::stratified strat;
+  strat.offspring(w, 4, counts, ones);
+  CHECK(counts == std::vector<particle_index>{1, 1, 2});
+  // Uniform weights 2^-20 on 2^20 particles put every boundary on an integer; v = 1 - 2^-40 made
+  // x + v round up from x = 2^13 on: one particle had two offspring and the last none.
+  const std::size_t k = std::size_t{1} << 20;
+  const std::vector<double> uniform(k, 0x1.0p-20);
+  std::vector<particle_index> many(k);
+  constant_engine near_one{((std::uint64_t{1} << 53) - (std::uint64_t{1} << 13)) << 11};
+  for (int scheme = 0; scheme < 2; ++scheme) {
+    if (scheme == 0) sys.offspring(uniform, k, many, near_one);
+    if (scheme == 1) strat.offspring(uniform, k, many, near_one);
+    INFO("scheme " << scheme);
+    CHECK(std::count(many.begin(), many.end(), particle_index{1}) == static_cast<std::ptrdiff_t>(k));
+  }
+}
+
 TEST_CASE("multinomial's spacings: the guide counts the points below every cell", "[resampling]") {
   tsmc::detail::spacings_workspace workspace;  // shared: entries of earlier, larger draws must not matter
   std::uint64_t seed = 11;

@@ -128,22 +128,45 @@ inline double* reserve_workspace(std::vector<double>& workspace, std::size_t siz
   return workspace.data();
 }
 
-/// A uniform double in (0, 1) from 64 random bits, as tsmc::uniform_open01 makes it.
+/// A uniform double from the top 53 of 64 random bits, (m + 1/2) 2^-53 rounded: in (0, 1],
+/// exactly 1 only for m = 2^53 - 1 (m + 1/2 rounds up to 2^53). For ~bits it gives 1 minus the
+/// value for bits, rounded the same way.
 [[nodiscard]] inline double open01_from_bits(std::uint64_t bits) noexcept {
   return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/// The count of points j + u (j = 0..n-1) below x in [0, n], exactly, with u = 1 - v from the
+/// offset's bits: floor(x) + [x - floor(x) >= u]. The subtraction is exact, and u > 0, so x = n
+/// gives n.
+[[nodiscard]] inline std::uint64_t exact_points_below(double x, std::uint64_t v_bits) noexcept {
+  const auto whole = static_cast<std::int64_t>(x);  // x in [0, n]: one cvttsd2si, exact back
+  const double u = open01_from_bits(~v_bits);       // 1 - v, rounded as v is
+  return static_cast<std::uint64_t>(whole) + static_cast<std::uint64_t>(x - static_cast<double>(whole) >= u);
+}
+
+/// The offsets v of a systematic pass over n strata from which x + v may round up to the next
+/// integer (v within (n + 1) 2^-51 of 1); below them, x + v for x in [0, n] stays below it.
+[[nodiscard]] inline double exact_offset_from(double n) noexcept {
+  return 1.0 - (n + 1.0) * 0x1.0p-51;
 }
 
 /// What one stratified/systematic pass learns on the way.
 struct stratified_pass_result {
   double total = 0.0;         ///< the final cumulative weight (NaN or +inf for bad weights)
   double smallest = 0.0;      ///< the smallest weight (negative for bad weights)
-  std::uint64_t below = 0;    ///< points below the last boundary: n, or n - 1 by rounding
+  std::uint64_t below = 0;    ///< points below the last boundary: n, or n - 1 by rounding of the sum
 };
 
 /// One pass of systematic (one v for all strata) or stratified (one v per stratum) counts for n
 /// points j + u_j (j = 0..n-1) on the cells [x_{i-1}, x_i), x_i = scale C_i, C_i the cumulative
-/// weight. With v = 1 - u in (0, 1), the number of points below x is
+/// weight. With v = 1 - u in (0, 1], the number of points below x is
 /// H(x) = floor(x + v_{floor(x)}) with x clamped to [0, n], and N_i = H(x_i) - H(x_{i-1}).
+/// In floating point x + v rounds up to the next integer when v is within half an ulp of
+/// 1 - frac(x): for boundaries on integers (uniform weights with K a power of two) a particle
+/// would get two offspring and another none (for stratified with n = 2^20 about once in 3e4
+/// calls), and H(n) could be n + 1. Stratified therefore counts by the exact form
+/// (exact_points_below); systematic keeps the faster floor(x + v), exact for its one v unless v
+/// is within (n + 1) 2^-51 of 1 (probability about n 2^-51), when Exact takes the exact form.
 /// Stratified needs stratum s's uniform only when a boundary falls inside s; a fresh one is taken
 /// (branch-free, by masking random bits) whenever the boundary enters a new stratum.
 /// The cumulative sum runs in blocks of four, c + w0, c + (w0 + w1), c + (w0 + w1) + w2,
@@ -151,13 +174,12 @@ struct stratified_pass_result {
 /// Clamping x to [0, n] before any conversion keeps bad input (NaN, negative) free of undefined
 /// behaviour; the caller inspects total and smallest afterwards. Counts of the last positive
 /// weight still lack n - below, which the caller adds (finish_stratified).
-template <bool Stratified, class Engine>
-stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint64_t n, double scale,
-                                       particle_index* counts, Engine& rng) {
+template <bool Stratified, bool Exact, class Engine>
+stratified_pass_result stratified_pass_from(std::uint64_t v_bits, const double* w, std::size_t k, std::uint64_t n,
+                                            double scale, particle_index* counts, Engine& rng) {
   const double n_real = static_cast<double>(n);
   std::uint64_t previous = 0;
-  std::uint64_t v_bits = random_bits64(rng);
-  double v = open01_from_bits(v_bits);
+  const double v = open01_from_bits(v_bits);  // systematic's one offset
   std::uint64_t stratum = std::numeric_limits<std::uint64_t>::max();
   const auto boundary = [&](double c, std::size_t index) {
     const double x = std::min(n_real, std::max(c * scale, 0.0));  // NaN -> n
@@ -167,10 +189,13 @@ stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint
       const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(whole != stratum);
       v_bits = (fresh & mask) | (v_bits & ~mask);
       stratum = whole;
-      v = open01_from_bits(v_bits);
     }
-    // x in [0, n] and v < 1: below in [0, n]; the signed conversion is a single instruction.
-    const auto below = static_cast<std::uint64_t>(static_cast<std::int64_t>(x + v));
+    std::uint64_t below = 0;
+    if constexpr (Stratified || Exact) {
+      below = exact_points_below(x, v_bits);
+    } else {
+      below = static_cast<std::uint64_t>(static_cast<std::int64_t>(x + v));  // x + v < n + 1: one cvttsd2si
+    }
     counts[index] = static_cast<particle_index>(below - previous);
     previous = below;
   };
@@ -195,6 +220,16 @@ stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint
     boundary(c, i);
   }
   return {c, smallest, previous};
+}
+
+/// The pass, with its first offset drawn here and, for systematic, the form chosen once by it.
+template <bool Stratified, class Engine>
+stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint64_t n, double scale,
+                                       particle_index* counts, Engine& rng) {
+  const std::uint64_t v_bits = random_bits64(rng);
+  if (!Stratified && open01_from_bits(v_bits) >= exact_offset_from(static_cast<double>(n))) [[unlikely]]
+    return stratified_pass_from<Stratified, true>(v_bits, w, k, n, scale, counts, rng);
+  return stratified_pass_from<Stratified, false>(v_bits, w, k, n, scale, counts, rng);
 }
 
 /// Gives the points a pass left unassigned (n - below, 0 or 1 from rounding) to the last
