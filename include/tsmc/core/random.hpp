@@ -137,6 +137,13 @@ template <RandomEngine Engine>
   return static_cast<double>(random_bits64(engine) >> 11) * 0x1.0p-53;
 }
 
+namespace detail {
+/// uniform_open01's value from 64 random bits: (n + 1/2) 2^-52 for their top 52 bits n.
+[[nodiscard]] constexpr double uniform_open01_from_bits(std::uint64_t bits) noexcept {
+  return (static_cast<double>(bits >> 12) + 0.5) * 0x1.0p-52;
+}
+}  // namespace detail
+
 /// @brief A uniform double in (0, 1): (n + 1/2) 2^-52 for 52 random bits n; never 0 or 1,
 /// so its logarithm is always finite. Values lie in [2^-53, 1 - 2^-53].
 ///
@@ -144,7 +151,7 @@ template <RandomEngine Engine>
 /// bits, n = 2^53 - 1 rounds n + 1/2 up to 2^53 and the result to exactly 1).
 template <RandomEngine Engine>
 [[nodiscard]] double uniform_open01(Engine& engine) {
-  return (static_cast<double>(random_bits64(engine) >> 12) + 0.5) * 0x1.0p-52;
+  return detail::uniform_open01_from_bits(random_bits64(engine));
 }
 
 /// @brief A standard exponential variate, -log U with U uniform on (0, 1).
@@ -201,7 +208,7 @@ struct exponential_ziggurat_tables {
 /// 2.2% of draws, and keeping it out keeps the fast path small.
 [[gnu::noinline]] inline double exponential_ziggurat_edge(const exponential_ziggurat_tables& z, unsigned layer,
                                                           double x, std::uint64_t bits) {
-  const double u = (static_cast<double>(bits >> 12) + 0.5) * 0x1.0p-52;  // (0, 1), as uniform_open01
+  const double u = uniform_open01_from_bits(bits);
   if (layer == 0) return z.edge[1] - std::log(u);
   const double height = z.density[layer] + u * (z.density[layer + 1] - z.density[layer]);
   return height < std::exp(-x) ? x : -1.0;

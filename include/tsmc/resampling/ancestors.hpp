@@ -86,14 +86,11 @@ std::size_t copy_from_ancestors(std::string_view function, std::vector<T>& value
       in_place = in_place && ancestors[a] == a;  // a < k: checked just above
     }
   }
-  if (in_place) {
-    for (std::size_t i = 0; i < k; ++i)
-      if (ancestors[i] != i) values[i] = values[ancestors[i]];
-  } else {
-    const std::vector<T> old = values;
-    for (std::size_t i = 0; i < k; ++i)
-      if (ancestors[i] != i) values[i] = old[ancestors[i]];
-  }
+  std::vector<T> snapshot;
+  if (!in_place) snapshot = values;
+  const std::vector<T>& source = in_place ? values : snapshot;
+  for (std::size_t i = 0; i < k; ++i)
+    if (ancestors[i] != i) values[i] = source[ancestors[i]];
   return copies;
 }
 

@@ -38,7 +38,10 @@
 #include <vector>
 
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+#define TSMC_DETAIL_SSE2_MERGE 1  // x86-64: SSE2 is always there
 #include <emmintrin.h>
+#else
+#define TSMC_DETAIL_SSE2_MERGE 0
 #endif
 
 namespace tsmc {
@@ -150,6 +153,14 @@ inline double* reserve_workspace(std::vector<double>& workspace, std::size_t siz
   return 1.0 - (n + 1.0) * 0x1.0p-51;
 }
 
+/// The index of the last weight that is > 0, or 0 if none is (then the weights are invalid,
+/// which the caller's checks report).
+[[nodiscard]] inline std::size_t last_positive(const double* w, std::size_t k) noexcept {
+  std::size_t last = k - 1;
+  while (last > 0 && !(w[last] > 0.0)) --last;
+  return last;
+}
+
 /// What one stratified/systematic pass learns on the way.
 struct stratified_pass_result {
   double total = 0.0;         ///< the final cumulative weight (NaN or +inf for bad weights)
@@ -236,9 +247,7 @@ stratified_pass_result stratified_pass(const double* w, std::size_t k, std::uint
 /// positive weight, whose cell reaches n in exact arithmetic; zero weights never get offspring.
 inline void finish_stratified(const double* w, std::size_t k, std::uint64_t n, const stratified_pass_result& r,
                               particle_index* counts) {
-  std::size_t last = k - 1;
-  while (last > 0 && !(w[last] > 0.0)) --last;
-  counts[last] += static_cast<particle_index>(n - r.below);
+  counts[last_positive(w, k)] += static_cast<particle_index>(n - r.below);
 }
 
 /// Systematic or stratified counts for weights known to be valid with a known total.
@@ -352,13 +361,8 @@ spacings draw_spacings(spacings_workspace& workspace, std::size_t n, Engine& rng
   return std::fabs(total - 1.0) > 2.0 * rounding_tolerance(k) ? t / total : t;
 }
 
-#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
 /// Whether spacings_merge can compare four points at once with SSE2 (every x86-64 processor).
-inline constexpr bool sse2_merge_available = true;
-#else
-/// Whether spacings_merge can compare four points at once with SSE2 (every x86-64 processor).
-inline constexpr bool sse2_merge_available = false;
-#endif
+inline constexpr bool sse2_merge_available = TSMC_DETAIL_SSE2_MERGE == 1;
 
 /// What spacings_merge learns about the weights w_0..w_{last-1} on its way.
 struct merge_summary {
@@ -375,9 +379,9 @@ struct merge_summary {
 /// continues with a walk. A forward walk instead would exit its loop after a random number of
 /// steps for every particle, a branch the processor mispredicts about once per particle.
 /// With Vector (and SSE2, see sse2_merge_available) the four comparisons are two SSE2 compares
-/// of point pairs; the scalar loop gives the same counts. x_i is clamped to [0, last_cell] (NaN to last_cell), so bad weights cause no
-/// undefined behaviour; the summary lets the caller detect them. With Accumulate the counts are
-/// added to `counts` instead of overwriting them.
+/// of point pairs; the scalar loop gives the same counts. x_i is clamped to [0, last_cell] (NaN
+/// to last_cell), so bad weights cause no undefined behaviour; the summary lets the caller
+/// detect them. With Accumulate the counts are added to `counts` instead of overwriting them.
 template <bool Accumulate, bool Vector = sse2_merge_available>
 merge_summary spacings_merge(const double* w, std::size_t last, double factor, const spacings& s,
                              particle_index* counts) noexcept {
@@ -393,7 +397,7 @@ merge_summary spacings_merge(const double* w, std::size_t last, double factor, c
     below = r;
   };
   if constexpr (Vector && sse2_merge_available) {
-#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+#if TSMC_DETAIL_SSE2_MERGE
     // minsd returns its second operand when the first is NaN: NaN -> last_cell, as the scalar loop.
     const __m128d zero = _mm_setzero_pd();
     const __m128d last_cell = _mm_set_sd(s.last_cell);
@@ -496,8 +500,7 @@ struct multinomial {
     detail::check_offspring_sizes(function, weights, n, counts);
     const double* w = weights.data();
     const std::size_t k = weights.size();
-    std::size_t last = k - 1;
-    while (last > 0 && !(w[last] > 0.0)) --last;  // zeros (or bad values, caught below) at the end
+    const std::size_t last = detail::last_positive(w, k);  // zeros (or bad values, caught below) after it
     bool tail_zero = true;
     for (std::size_t i = last + 1; i < k; ++i) tail_zero = tail_zero && w[i] == 0.0;
     const detail::spacings s = detail::draw_spacings(workspace, n, rng);
