@@ -4,7 +4,9 @@
 //   std_discrete   std::discrete_distribution built from the weights and drawn N times
 //   binary_search  cumulative weights + N uniforms, each located by std::upper_bound
 //   copy           the floor: one pass reading N doubles and writing N 32-bit indices
-// and one component of multinomial on its own:
+// and two components on their own:
+//   slot_stable_ancestors  counts to ancestors, as resampler does after the scheme (counts
+//                  from one systematic draw)
 //   spacings       the N + 1 partial sums of Exp(1) variates (detail::exponential_partial_sums, by
 //                  the ziggurat) that multinomial merges with the cumulative weights: its cost
 //                  before the merge
@@ -18,6 +20,7 @@
 
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/resampling/ancestors.hpp>
 #include <tsmc/resampling/resampler.hpp>
 #include <tsmc/resampling/schemes.hpp>
 
@@ -89,6 +92,21 @@ void bm_scheme(benchmark::State& state, double sigma) {
 struct residual_multinomial : tsmc::residual {
   residual_multinomial() : tsmc::residual{.remainder = tsmc::residual_remainder::multinomial} {}
 };
+
+// Slot-stable ancestors from one systematic draw's counts (the step after every scheme).
+void bm_slot_stable_ancestors(benchmark::State& state, double sigma) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<particle_index> counts(n), ancestors(n), workspace;
+  tsmc::default_engine rng{42};
+  tsmc::systematic{}.offspring(fixture(n, sigma).weights, n, counts, rng);
+  tsmc::slot_stable_ancestors(counts, ancestors, workspace);  // grow the workspace once
+  for (auto _ : state) {
+    tsmc::slot_stable_ancestors(counts, ancestors, workspace);
+    benchmark::DoNotOptimize(ancestors.data());
+    benchmark::ClobberMemory();
+  }
+  finish(state, n);
+}
 
 // Full resampler call: log-weights -> normalised weights -> counts -> slot-stable ancestors.
 void bm_resampler_systematic(benchmark::State& state, double sigma) {
@@ -251,6 +269,7 @@ int main(int argc, char** argv) {
       {"multinomial", bm_scheme<tsmc::multinomial>},
       {"spacings", bm_spacings},
       {"killing", bm_scheme<tsmc::killing>},
+      {"slot_stable_ancestors", bm_slot_stable_ancestors},
       {"resampler_systematic", bm_resampler_systematic},
       {"binary_search", bm_binary_search},
       {"std_discrete", bm_std_discrete},

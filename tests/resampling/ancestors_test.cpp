@@ -59,6 +59,56 @@ TEST_CASE("slot_stable_ancestors: survivors keep their slot, multiset equals cou
   }
 }
 
+namespace {
+
+// The definition walked directly: the m-th dead slot takes the m-th extra copy.
+std::vector<particle_index> walked_slot_stable_ancestors(const std::vector<particle_index>& counts) {
+  std::vector<particle_index> ancestors(counts.size());
+  std::size_t dead = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) ancestors[i] = static_cast<particle_index>(i);
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    for (particle_index extra = 1; extra < counts[i]; ++extra) {
+      while (counts[dead] != 0) ++dead;
+      ancestors[dead++] = static_cast<particle_index>(i);
+    }
+  }
+  return ancestors;
+}
+
+}  // namespace
+
+TEST_CASE("slot_stable_ancestors equals the direct walk, with a reused workspace of any past size",
+          "[resampling]") {
+  // Shapes that stress the marks: one particle takes all (first, middle, last), alternating
+  // 2 and 0, long runs of deaths before and after the copies, and random counts from every
+  // dispersion. One workspace serves all calls, so stale marks from larger calls are present.
+  std::vector<std::vector<particle_index>> cases{{1}, {2, 0}, {0, 2}, {5, 0, 0, 0, 0}, {0, 0, 5, 0, 0}, {0, 0, 0, 0, 5},
+                                                 {2, 0, 2, 0, 2, 0}, {0, 0, 3, 1, 0, 2, 0, 2}, {0, 0, 0, 1, 1, 4}};
+  tsmc::default_engine rng{2024};
+  tsmc::multinomial multinomial;
+  tsmc::systematic systematic;
+  for (std::size_t k : {3u, 17u, 256u, 5000u, 40u}) {
+    for (double sigma : {0.1, 1.0, 3.0, 6.0}) {
+      const auto w = tsmc_test::random_weights(k, sigma, k * 13 + 5);
+      std::vector<particle_index> counts(k);
+      multinomial.offspring(w, k, counts, rng);
+      cases.push_back(counts);
+      systematic.offspring(w, k, counts, rng);
+      cases.push_back(counts);
+    }
+  }
+  std::vector<particle_index> workspace;
+  for (const auto& counts : cases) {
+    std::vector<particle_index> ancestors(counts.size(), 12345);
+    tsmc::slot_stable_ancestors(counts, ancestors, workspace);
+    REQUIRE(ancestors == walked_slot_stable_ancestors(counts));
+    std::vector<particle_index> fresh(counts.size());
+    tsmc::slot_stable_ancestors(counts, fresh);
+    REQUIRE(fresh == ancestors);
+  }
+  CHECK(workspace.size() == 5000);
+}
+
 TEST_CASE("slot_stable_ancestors rejects bad sizes and sums", "[resampling]") {
   std::vector<particle_index> ancestors(3);
   const std::vector<particle_index> too_many{2, 2, 0};

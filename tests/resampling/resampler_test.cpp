@@ -133,3 +133,39 @@ TEST_CASE("resampler: extreme log-weight spreads and a residual remainder choice
   for (int rep = 0; rep < 5; ++rep) r.resample(log_w, ancestors, rng);
   CHECK(r.counts().data() == buffer);  // buffers are reused
 }
+
+TEST_CASE("resampler: checked_max finds the maximum in every lane and flags NaN and +inf", "[resampling]") {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  for (std::size_t k = 1; k <= 11; ++k) {  // the four-wide body and the tail
+    for (std::size_t at = 0; at < k; ++at) {
+      std::vector<double> v(k, -3.0);
+      v[(at + 1) % k] = -inf;
+      v[at] = 2.5;
+      CHECK(tsmc::detail::checked_max(v.data(), k) == 2.5);
+      v[at] = std::nan("");
+      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
+      v[at] = inf;
+      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
+    }
+    const std::vector<double> all_minus_inf(k, -inf);
+    CHECK(tsmc::detail::checked_max(all_minus_inf.data(), k) == -inf);
+  }
+}
+
+TEST_CASE("resampler: weights are exp(l - max) / their sum, summed in index order", "[resampling]") {
+  const auto w = tsmc_test::random_weights(1001, 3.0, 77);
+  std::vector<double> log_w(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) log_w[i] = std::log(w[i]) + 40.0;
+  log_w[17] = -std::numeric_limits<double>::infinity();
+  const double max = *std::max_element(log_w.begin(), log_w.end());
+  std::vector<double> expected(log_w.size());
+  double total = 0.0;
+  for (std::size_t i = 0; i < log_w.size(); ++i) total += expected[i] = std::exp(log_w[i] - max);
+  for (double& e : expected) e *= 1.0 / total;
+  tsmc::resampler<tsmc::systematic> r;
+  tsmc::default_engine rng{3};
+  std::vector<particle_index> ancestors(log_w.size());
+  r.resample(log_w, ancestors, rng);
+  CHECK(std::equal(expected.begin(), expected.end(), r.weights().begin(), r.weights().end()));
+  CHECK(r.weights()[17] == 0.0);
+}
