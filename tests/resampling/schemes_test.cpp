@@ -656,3 +656,17 @@ TEST_CASE("schemes reuse their workspace: no growth in steady state", "[resampli
   CHECK(kill.workspace.points.data() == k_points);
   CHECK(kill.workspace.guide.data() == k_guide);
 }
+
+TEST_CASE("select_less picks a when x < y and b otherwise, NaN and signed zeros included", "[resampling]") {
+  using tsmc::detail::select_less;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK(select_less(1.0, 2.0, 3.0, 4.0) == 3.0);
+  CHECK(select_less(2.0, 1.0, 3.0, 4.0) == 4.0);
+  CHECK(select_less(1.0, 1.0, 3.0, 4.0) == 4.0);
+  CHECK(select_less(nan, 1.0, 3.0, 4.0) == 4.0);
+  CHECK(select_less(1.0, nan, 3.0, 4.0) == 4.0);
+  CHECK(select_less(-0.0, 0.0, 3.0, 4.0) == 4.0);
+  CHECK(std::signbit(select_less(0.0, 1.0, -0.0, 4.0)));
+  CHECK(std::isnan(select_less(0.0, 1.0, nan, 4.0)));
+  CHECK(select_less(0.999999999999999, 1.0, 0.25, -0.75) == 0.25);
+}

@@ -38,10 +38,10 @@
 #include <vector>
 
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
-#define TSMC_DETAIL_SSE2_MERGE 1  // x86-64: SSE2 is always there
+#define TSMC_DETAIL_SSE2 1  // x86-64: SSE2 is always there
 #include <emmintrin.h>
 #else
-#define TSMC_DETAIL_SSE2_MERGE 0
+#define TSMC_DETAIL_SSE2 0
 #endif
 
 namespace tsmc {
@@ -52,6 +52,7 @@ namespace detail {
 struct weight_summary {
   double total = 0.0;            ///< sum of the weights (positive and finite)
   std::size_t last_positive = 0; ///< index of the last strictly positive weight
+  double largest = 0.0;          ///< the largest weight
 };
 
 /// Checks the sizes: K >= 1, counts.size() == K, 1 <= n <= 2^32 - 1.
@@ -73,6 +74,7 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
   const std::size_t k = weights.size();
   constexpr double largest = std::numeric_limits<double>::max();
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  double m0 = 0.0, m1 = 0.0, m2 = 0.0, m3 = 0.0;  // running maxima (of valid weights, which are >= 0)
   int ok = 1;
   std::size_t i = 0;
   const std::size_t k4 = k - k % 4;  // (not i + 4 <= k: g++ -O3 then warns of an overflowing trip count)
@@ -85,10 +87,15 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
     s1 += w[i + 1];
     s2 += w[i + 2];
     s3 += w[i + 3];
+    m0 = w[i] > m0 ? w[i] : m0;
+    m1 = w[i + 1] > m1 ? w[i + 1] : m1;
+    m2 = w[i + 2] > m2 ? w[i + 2] : m2;
+    m3 = w[i + 3] > m3 ? w[i + 3] : m3;
   }
   for (; i < k; ++i) {
     ok &= static_cast<int>(w[i] >= 0.0) & static_cast<int>(w[i] <= largest);
     s0 += w[i];
+    m0 = w[i] > m0 ? w[i] : m0;
   }
   if (ok == 0) {
     for (const double v : weights) {
@@ -102,7 +109,7 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
                  "must be positive and finite (all weights zero cannot be resampled)", total);
   std::size_t last = k - 1;
   while (w[last] == 0.0) --last;  // terminates: total > 0
-  return {total, last};
+  return {total, last, std::max(std::max(m0, m1), std::max(m2, m3))};
 }
 
 /// floor(r) for r >= 0, except that an r within relative `tolerance` below an integer counts as
@@ -119,10 +126,17 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
   return static_cast<double>(k + 2) * 0x1.0p-53;
 }
 
-/// condition ? a : b by bit masks, so the compiler emits no branch.
-[[nodiscard]] inline double select(bool condition, double a, double b) noexcept {
-  const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(condition);
+/// x < y ? a : b without a branch. With SSE2 the mask stays in the floating-point registers
+/// (cmpltsd, and, andn, or); bit masks in general registers would add two register-file
+/// crossings to a dependency chain through the result (SSP's pending fraction).
+[[nodiscard]] inline double select_less(double x, double y, double a, double b) noexcept {
+#if TSMC_DETAIL_SSE2
+  const __m128d mask = _mm_cmplt_sd(_mm_set_sd(x), _mm_set_sd(y));
+  return _mm_cvtsd_f64(_mm_or_pd(_mm_and_pd(mask, _mm_set_sd(a)), _mm_andnot_pd(mask, _mm_set_sd(b))));
+#else
+  const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(x < y);
   return std::bit_cast<double>((std::bit_cast<std::uint64_t>(a) & mask) | (std::bit_cast<std::uint64_t>(b) & ~mask));
+#endif
 }
 
 /// Grows a workspace to at least `size` elements; never shrinks, so steady state allocates nothing.
@@ -364,7 +378,7 @@ spacings draw_spacings(spacings_workspace& workspace, std::size_t n, Engine& rng
 }
 
 /// Whether spacings_merge can compare four points at once with SSE2 (every x86-64 processor).
-inline constexpr bool sse2_merge_available = TSMC_DETAIL_SSE2_MERGE == 1;
+inline constexpr bool sse2_merge_available = TSMC_DETAIL_SSE2 == 1;
 
 /// What spacings_merge learns about the weights w_0..w_{last-1} on its way.
 struct merge_summary {
@@ -399,7 +413,7 @@ merge_summary spacings_merge(const double* w, std::size_t last, double factor, c
     below = r;
   };
   if constexpr (Vector && sse2_merge_available) {
-#if TSMC_DETAIL_SSE2_MERGE
+#if TSMC_DETAIL_SSE2
     // minsd returns its second operand when the first is NaN: NaN -> last_cell, as the scalar loop.
     const __m128d zero = _mm_setzero_pd();
     const __m128d last_cell = _mm_set_sd(s.last_cell);
@@ -656,6 +670,55 @@ struct residual {
   }
 };
 
+namespace detail {
+
+/// What the SSP pass leaves: the offspring assigned so far and the particle still pending.
+struct ssp_pass_result {
+  std::uint64_t assigned = 0;  ///< sum of the counts written
+  std::size_t pending = 0;     ///< the particle whose fraction is still unsettled
+};
+
+/// The SSP pass over r_i = scale w_i (see tsmc::ssp). The loop carries the pending fraction,
+/// d <- d + f_i, minus 1 when that reaches 1: an addition, a comparison and a blend, all in the
+/// floating-point registers (select_less); subtracting the converted comparison instead put an
+/// integer-to-double conversion on that chain. Out of line, so that the counters stay in
+/// registers (inlined into a caller with calls, g++ 12 kept `assigned` in memory). 8 -> 5.3 ns
+/// per particle, measured; the counts are unchanged.
+template <class Engine>
+[[gnu::noinline]] ssp_pass_result ssp_pass(const double* w, std::size_t k, double scale, double tolerance,
+                                           particle_index* out, Engine& rng) {
+  std::uint64_t assigned = 0;
+  double r = scale * w[0];
+  std::uint64_t whole = tolerant_floor(r, tolerance);
+  out[0] = static_cast<particle_index>(whole);
+  assigned += whole;
+  std::size_t pending = 0;
+  double pending_fraction = std::max(r - static_cast<double>(whole), 0.0);
+  for (std::size_t i = 1; i < k; ++i) {
+    r = scale * w[i];
+    whole = tolerant_floor(r, tolerance);
+    const double fraction = std::max(r - static_cast<double>(whole), 0.0);
+    out[i] = static_cast<particle_index>(whole);
+    assigned += whole;
+    const double sum = pending_fraction + fraction;
+    const double u = uniform01(rng);
+    // Selections without branches: the outcome is a coin flip, a branch would mispredict half the time.
+    const double numerator = select_less(sum, 1.0, fraction, 1.0 - fraction);
+    const double denominator = select_less(sum, 1.0, sum, 2.0 - sum);
+    const bool settle_pending = u * denominator < numerator;  // also right for 0 fractions
+    const std::size_t mask = std::size_t{0} - static_cast<std::size_t>(settle_pending);
+    const std::size_t settled = (pending & mask) | (i & ~mask);
+    const auto extra = static_cast<std::uint64_t>(!(sum < 1.0));  // settled at 1 (or at 0)
+    out[settled] += static_cast<particle_index>(extra);
+    assigned += extra;
+    pending = (i & mask) | (pending & ~mask);
+    pending_fraction = select_less(sum, 1.0, sum, sum - 1.0);  // sum - extra, exactly
+  }
+  return {assigned, pending};
+}
+
+}  // namespace detail
+
 /// @brief The Srinivasan sampling process (SSP) of Gerber, Chopin and Whiteley (2019, Sec. 3):
 /// every count is floor(n w_i) or ceil(n w_i), and the counts are negatively associated.
 ///
@@ -679,36 +742,8 @@ struct ssp {
     const std::size_t k = weights.size();
     const double* w = weights.data();
     particle_index* out = counts.data();
-    const double scale = static_cast<double>(n) / s.total;
-    const double tolerance = detail::rounding_tolerance(k);
-    std::uint64_t assigned = 0;
-    double r = scale * w[0];
-    std::uint64_t whole = detail::tolerant_floor(r, tolerance);
-    out[0] = static_cast<particle_index>(whole);
-    assigned += whole;
-    std::size_t pending = 0;
-    double pending_fraction = std::max(r - static_cast<double>(whole), 0.0);
-    for (std::size_t i = 1; i < k; ++i) {
-      r = scale * w[i];
-      whole = detail::tolerant_floor(r, tolerance);
-      const double fraction = std::max(r - static_cast<double>(whole), 0.0);
-      out[i] = static_cast<particle_index>(whole);
-      assigned += whole;
-      const double sum = pending_fraction + fraction;
-      const double u = uniform01(rng);
-      const bool below_one = sum < 1.0;
-      // Selections by bit masks: the outcome is a coin flip, so a branch would mispredict half the time.
-      const double numerator = detail::select(below_one, fraction, 1.0 - fraction);
-      const double denominator = detail::select(below_one, sum, 2.0 - sum);
-      const bool settle_pending = u * denominator < numerator;  // also right for 0 fractions
-      const std::size_t mask = std::size_t{0} - static_cast<std::size_t>(settle_pending);
-      const std::size_t settled = (pending & mask) | (i & ~mask);
-      const auto extra = static_cast<std::uint64_t>(!below_one);  // settled at 1 (or at 0)
-      out[settled] += static_cast<particle_index>(extra);
-      assigned += extra;
-      pending = (i & mask) | (pending & ~mask);
-      pending_fraction = sum - static_cast<double>(extra);  // exact: subtracts 0 or 1
-    }
+    const auto [assigned, pending] =
+        detail::ssp_pass(w, k, static_cast<double>(n) / s.total, detail::rounding_tolerance(k), out, rng);
     // The last pending fraction is 0 or 1 up to rounding; assigning n - assigned keeps sum == n.
     // Should rounding of n K 2^-52 (below 1 for any practical n, K) ever break that, fall back
     // to systematic, which has the same floor/ceil structure.
@@ -745,8 +780,7 @@ struct killing {
     const std::size_t k = weights.size();
     check_size("killing::offspring", "n", n, "weights.size()", k);
     const double* w = weights.data();
-    double largest = 0.0;
-    for (std::size_t i = 0; i < k; ++i) largest = std::max(largest, w[i]);
+    const double largest = s.largest;
     detail::reserve_spacings(workspace, k);  // the most refills: steady state never reallocates
     std::size_t killed = 0;
     for (std::size_t i = 0; i < k; ++i) {
