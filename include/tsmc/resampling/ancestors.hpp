@@ -62,7 +62,7 @@ inline void slot_stable_ancestors(std::span<const particle_index> counts, std::s
     rank += c[i] - 1 + static_cast<particle_index>(c[i] == 0);  // max(c - 1, 0)
   }
   const std::size_t dead = rank;  // every extra copy fills one dead slot
-  // Carry the last mark forward, by masks: selects the compiler turns into unpredictable branches.
+  // Carry the last mark forward by masks (written as a select, g++ branches, mispredicting at marks).
   std::uint64_t carried = 0;
   for (std::size_t r = 0; r < dead; ++r) {
     const std::uint64_t marked = mark[r];
