@@ -50,8 +50,8 @@ namespace detail {
 
 }  // namespace detail
 
-/// @brief Resamples from log-weights with a scheme, owning the normalised-weight and count
-/// buffers so that repeated calls with the same K allocate nothing.
+/// @brief Resamples from log-weights with a scheme, owning the normalised-weight, count and
+/// ancestor-workspace buffers so that repeated calls with the same K allocate nothing.
 ///
 ///     tsmc::resampler<tsmc::systematic> r;
 ///     r.resample(log_weights, ancestors, rng);   // ancestors.size() == K: slot-stable
