@@ -254,3 +254,22 @@ TEST_CASE("weighted mean, variance and standard error: bad weights throw", "[cor
   CHECK_THROWS_WITH(tsmc::weighted_standard_error(x, zeros), Catch::StartsWith("tsmc::weighted_standard_error: sum of weights"));
   CHECK_THROWS_AS(tsmc::weighted_standard_error(x, overflowing), std::invalid_argument);
 }
+
+TEST_CASE("checked_max finds the maximum in every lane and flags NaN and +inf", "[core]") {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  for (std::size_t k = 1; k <= 11; ++k) {  // the four-wide body and the tail
+    for (std::size_t at = 0; at < k; ++at) {
+      std::vector<double> v(k, -3.0);
+      v[(at + 1) % k] = -inf;
+      v[at] = 2.5;
+      CHECK(tsmc::detail::checked_max(v.data(), k) == 2.5);
+      v[at] = std::nan("");
+      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
+      v[at] = inf;
+      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
+    }
+    const std::vector<double> all_minus_inf(k, -inf);
+    CHECK(tsmc::detail::checked_max(all_minus_inf.data(), k) == -inf);
+  }
+  CHECK(tsmc::detail::checked_max(nullptr, 0) == -std::numeric_limits<double>::infinity());
+}

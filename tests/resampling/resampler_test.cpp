@@ -134,24 +134,6 @@ TEST_CASE("resampler: extreme log-weight spreads and a residual remainder choice
   CHECK(r.counts().data() == buffer);  // buffers are reused
 }
 
-TEST_CASE("resampler: checked_max finds the maximum in every lane and flags NaN and +inf", "[resampling]") {
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  for (std::size_t k = 1; k <= 11; ++k) {  // the four-wide body and the tail
-    for (std::size_t at = 0; at < k; ++at) {
-      std::vector<double> v(k, -3.0);
-      v[(at + 1) % k] = -inf;
-      v[at] = 2.5;
-      CHECK(tsmc::detail::checked_max(v.data(), k) == 2.5);
-      v[at] = std::nan("");
-      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
-      v[at] = inf;
-      CHECK(std::isnan(tsmc::detail::checked_max(v.data(), k)));
-    }
-    const std::vector<double> all_minus_inf(k, -inf);
-    CHECK(tsmc::detail::checked_max(all_minus_inf.data(), k) == -inf);
-  }
-}
-
 TEST_CASE("resampler: weights are exp(l - max) / their sum, summed in index order", "[resampling]") {
   const auto w = tsmc_test::random_weights(1001, 3.0, 77);
   std::vector<double> log_w(w.size());

@@ -7,10 +7,58 @@
 #include <tsmc/core/log_math.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <limits>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace tsmc {
+
+namespace detail {
+
+/// The largest of k values (-inf for none), or NaN when any value is NaN or +inf (the caller then
+/// names it): the check and maximum of log-weights that the ESS and the resampler both start with.
+/// Branch-free, four running maxima. Out of line on purpose: inlined into a caller that makes
+/// calls, g++ 12 kept the running maximum in memory, a store-to-load round trip per value
+/// (measured: 2.8 ns per value in the resampler benchmark).
+[[gnu::noinline]] inline double checked_max(const double* values, std::size_t k) noexcept {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  double m0 = -inf, m1 = -inf, m2 = -inf, m3 = -inf;
+  int finite_or_minus_inf = 1;  // stays 1 while every value is < +inf (NaN compares false)
+  std::size_t i = 0;
+  const std::size_t k4 = k - k % 4;
+  for (; i < k4; i += 4) {
+    finite_or_minus_inf &= static_cast<int>(values[i] < inf) & static_cast<int>(values[i + 1] < inf) &
+                           static_cast<int>(values[i + 2] < inf) & static_cast<int>(values[i + 3] < inf);
+    m0 = values[i] > m0 ? values[i] : m0;
+    m1 = values[i + 1] > m1 ? values[i + 1] : m1;
+    m2 = values[i + 2] > m2 ? values[i + 2] : m2;
+    m3 = values[i + 3] > m3 ? values[i + 3] : m3;
+  }
+  for (; i < k; ++i) {
+    finite_or_minus_inf &= static_cast<int>(values[i] < inf);
+    m0 = values[i] > m0 ? values[i] : m0;
+  }
+  const double a = m0 > m1 ? m0 : m1;
+  const double b = m2 > m3 ? m2 : m3;
+  return finite_or_minus_inf != 0 ? (a > b ? a : b) : std::numeric_limits<double>::quiet_NaN();
+}
+
+/// The largest log-weight (-inf when all are -inf or there are none).
+/// @throw tsmc::invalid_argument "tsmc::<function>: log_weights must not contain NaN or +inf, got
+/// <the first such value>"
+[[nodiscard]] inline double max_log_weight(std::span<const double> log_weights, std::string_view function) {
+  const double max = checked_max(log_weights.data(), log_weights.size());
+  if (!(max < std::numeric_limits<double>::infinity())) {
+    for (const double v : log_weights)
+      if (!(v < std::numeric_limits<double>::infinity()))
+        throw_invalid_argument(function, "log_weights", "must not contain NaN or +inf", v);
+  }
+  return max;
+}
+
+}  // namespace detail
 
 /// @brief Effective sample size (sum w)^2 / sum w^2 from unnormalised log-weights.
 ///
@@ -19,15 +67,7 @@ namespace tsmc {
 /// @return a value in [1, n], or 0 when every weight is zero
 /// @throw tsmc::invalid_argument on NaN or +inf log-weights
 [[nodiscard]] inline double effective_sample_size(std::span<const double> log_weights) {
-  const double max = [&] {
-    double m = neg_inf;
-    for (double v : log_weights) {
-      if (std::isnan(v) || v == -neg_inf)
-        throw_invalid_argument("effective_sample_size", "log_weights", "must not contain NaN or +inf", v);
-      m = std::max(m, v);
-    }
-    return m;
-  }();
+  const double max = detail::max_log_weight(log_weights, "effective_sample_size");
   if (max == neg_inf) return 0.0;
   double sum = 0.0, sum_sq = 0.0;
   for (double v : log_weights) {

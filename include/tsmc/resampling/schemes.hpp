@@ -126,6 +126,19 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
   return static_cast<double>(k + 2) * 0x1.0p-53;
 }
 
+/// r split into its tolerant floor and the rest, clamped at 0 (the rest is slightly negative when
+/// r rounded up to the integer).
+struct whole_and_fraction {
+  std::uint64_t whole = 0;  ///< tolerant_floor(r, tolerance)
+  double fraction = 0.0;    ///< max(r - whole, 0)
+};
+
+/// Splits r = scale w_i for residual and SSP.
+[[nodiscard]] inline whole_and_fraction split_whole(double r, double tolerance) noexcept {
+  const std::uint64_t whole = tolerant_floor(r, tolerance);
+  return {whole, std::max(r - static_cast<double>(whole), 0.0)};
+}
+
 /// x < y ? a : b without a branch. With SSE2 the mask stays in the floating-point registers
 /// (cmpltsd, and, andn, or); bit masks in general registers would add two register-file
 /// crossings to a dependency chain through the result (SSP's pending fraction).
@@ -299,7 +312,7 @@ struct spacings_workspace {
 
 /// Grows the buffers for up to n points, with guide room for T_{n+1} ~ Gamma(n + 1) up to
 /// n + 10 sqrt(n + 1) + 55 (exceeded with probability below 1e-21 by the Chernoff bound for any
-/// n; multinomial_counts then grows the guide itself), so that calls with at most n points
+/// n; draw_spacings then grows the guide itself), so that calls with at most n points
 /// allocate nothing.
 inline void reserve_spacings(spacings_workspace& workspace, std::size_t n) {
   if (workspace.points.size() < n + 4) workspace.points.resize(n + 4);
@@ -590,10 +603,9 @@ struct residual_split {
                                                            double* fraction) noexcept {
   residual_split split;
   for (std::size_t i = 0; i < k; ++i) {
-    const double r = scale * w[i];
-    const std::uint64_t whole = tolerant_floor(r, tolerance);
-    fraction[i] = std::max(r - static_cast<double>(whole), 0.0);
-    split.fraction_total += fraction[i];
+    const auto [whole, rest] = split_whole(scale * w[i], tolerance);
+    fraction[i] = rest;
+    split.fraction_total += rest;
     split.copies += whole;
   }
   return split;
@@ -687,17 +699,13 @@ struct ssp_pass_result {
 template <class Engine>
 [[gnu::noinline]] ssp_pass_result ssp_pass(const double* w, std::size_t k, double scale, double tolerance,
                                            particle_index* out, Engine& rng) {
-  std::uint64_t assigned = 0;
-  double r = scale * w[0];
-  std::uint64_t whole = tolerant_floor(r, tolerance);
-  out[0] = static_cast<particle_index>(whole);
-  assigned += whole;
+  const auto first = split_whole(scale * w[0], tolerance);
+  out[0] = static_cast<particle_index>(first.whole);
+  std::uint64_t assigned = first.whole;
   std::size_t pending = 0;
-  double pending_fraction = std::max(r - static_cast<double>(whole), 0.0);
+  double pending_fraction = first.fraction;
   for (std::size_t i = 1; i < k; ++i) {
-    r = scale * w[i];
-    whole = tolerant_floor(r, tolerance);
-    const double fraction = std::max(r - static_cast<double>(whole), 0.0);
+    const auto [whole, fraction] = split_whole(scale * w[i], tolerance);
     out[i] = static_cast<particle_index>(whole);
     assigned += whole;
     const double sum = pending_fraction + fraction;
