@@ -55,6 +55,14 @@ struct weight_summary {
   double largest = 0.0;          ///< the largest weight
 };
 
+/// The index of the last weight that is > 0, or 0 if none is (then the weights are invalid,
+/// which the caller's checks report).
+[[nodiscard]] inline std::size_t last_positive(const double* w, std::size_t k) noexcept {
+  std::size_t last = k - 1;
+  while (last > 0 && !(w[last] > 0.0)) --last;
+  return last;
+}
+
 /// Checks the sizes: K >= 1, counts.size() == K, 1 <= n <= 2^32 - 1.
 inline void check_offspring_sizes(std::string_view function, std::span<const double> weights, std::size_t n,
                                   std::span<const particle_index> counts) {
@@ -107,9 +115,7 @@ inline weight_summary check_offspring_arguments(std::string_view function, std::
   const double total = (s0 + s1) + (s2 + s3);
   check_argument(total > 0.0 && total <= largest, function, "sum of weights",
                  "must be positive and finite (all weights zero cannot be resampled)", total);
-  std::size_t last = k - 1;
-  while (w[last] == 0.0) --last;  // terminates: total > 0
-  return {total, last, std::max(std::max(m0, m1), std::max(m2, m3))};
+  return {total, last_positive(w, k), std::max(std::max(m0, m1), std::max(m2, m3))};  // total > 0: one exists
 }
 
 /// floor(r) for r >= 0, except that an r within relative `tolerance` below an integer counts as
@@ -178,14 +184,6 @@ inline double* reserve_workspace(std::vector<double>& workspace, std::size_t siz
 /// integer (v within (n + 1) 2^-51 of 1); below them, x + v for x in [0, n] stays below it.
 [[nodiscard]] inline double exact_offset_from(double n) noexcept {
   return 1.0 - (n + 1.0) * 0x1.0p-51;
-}
-
-/// The index of the last weight that is > 0, or 0 if none is (then the weights are invalid,
-/// which the caller's checks report).
-[[nodiscard]] inline std::size_t last_positive(const double* w, std::size_t k) noexcept {
-  std::size_t last = k - 1;
-  while (last > 0 && !(w[last] > 0.0)) --last;
-  return last;
 }
 
 /// What one stratified/systematic pass learns on the way.
