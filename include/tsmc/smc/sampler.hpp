@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -40,6 +41,30 @@ struct step_report {
   bool resampled = false;       ///< whether this step resampled
   double log_z = 0.0;           ///< log Zhat accumulated so far (resampling epochs closed so far)
   std::size_t active = 0;       ///< particles still generating after this step
+};
+
+/// @brief What observers' on_weights hook receives at each step, after the weights and the
+/// potential, before resampling: the whole step, read by twist learners (spans and matrices are
+/// views of the sampler's buffers, valid during the call).
+///
+/// Rows and entries of particles with proposed[k] == 0 (finished at an earlier step) are stale.
+struct weights_report {
+  std::size_t step = 0;                             ///< t, 1-based
+  std::size_t horizon = 0;                          ///< T
+  bool twisted = false;                             ///< the proposal was q_t proportional to p0 psi_t (Eq. 14)
+  const log_prob_matrix& log_p0;                    ///< K x V log p0(. | s_{1:t-1})
+  const log_prob_matrix* log_psi = nullptr;         ///< K x V log psi_t(s_{1:t-1}, .), or nullptr if not evaluated
+  bool psi_is_phi = false;                          ///< log_psi holds the potential's next-token log phi (t = T)
+  std::span<const std::uint8_t> proposed;           ///< 1 where particle k drew a token at this step
+  std::span<const token> tokens;                    ///< s_t of each particle
+  std::span<const double> log_normalizers;          ///< log sum_v of the proposal's unnormalised row (log Z^pi_t when twisted)
+  /// @brief Log-weights targeting pi_t (Section 2): log W_{t-1} + the incremental weight as if no
+  /// particle finished now (Z^pi_t / psi_{t-1} when twisted, no phi / psi_T correction); for
+  /// particles finished earlier, their final log-weight (their target is p0 phi).
+  std::span<const double> log_target_weights;
+  std::span<const double> log_weights;              ///< log W after this step's weights and potential
+  std::span<const std::uint8_t> finished;           ///< 1 where particle k finished at this step
+  std::span<const token_sequence> prefixes;         ///< s_{1:t} (s_{1:t_end} for finished particles)
 };
 
 namespace detail {
@@ -94,29 +119,102 @@ void reorder_in_place(Vector& values, std::span<const particle_index> ancestors)
     if (ancestors[k] != k) values[k] = values[ancestors[k]];
 }
 
+/// How a run treats its slots: all free, slot 0 forced along a reference (conditional SMC), or
+/// every slot forced along given sequences (no resampling).
+enum class run_mode { plain, conditional, forced };
+
+/// The particles' state during a run: what the five stages of a step read and write.
+struct particle_state {
+  std::vector<token_sequence> prefixes;   // s_{1:t} of each particle (prompt excluded)
+  std::vector<std::uint8_t> active;       // still generating
+  std::vector<std::uint8_t> proposed;     // drew a token at the current step
+  std::vector<std::uint8_t> finishing;    // finished at the current step, log phi still to add
+  std::vector<std::uint8_t> finished_now; // finished at the current step
+  std::vector<double> log_w;              // log W since the last resampling
+  std::vector<double> log_w_target;       // log W targeting pi_t (see weights_report)
+  std::vector<double> log_psi_prev;       // log psi_{t-1} of the particle's prefix
+  std::vector<double> log_q;              // log q(s_{1:t})
+  std::vector<token> tokens;              // s_t
+  std::vector<double> step_lse;           // the proposal's log normaliser at step t
+  std::vector<particle_index> ancestors;  // the last resampling's ancestors
+  std::size_t active_count = 0;
+
+  /// K particles at the prompt, with room for T tokens each (reuses the buffers).
+  void reset(std::size_t particles, std::size_t horizon) {
+    prefixes.resize(particles);
+    for (auto& p : prefixes) {
+      p.clear();
+      p.reserve(horizon);
+    }
+    active.assign(particles, 1);
+    proposed.assign(particles, 0);
+    finishing.assign(particles, 0);
+    finished_now.assign(particles, 0);
+    log_w.assign(particles, 0.0);
+    log_w_target.assign(particles, 0.0);
+    log_psi_prev.assign(particles, 0.0);
+    log_q.assign(particles, 0.0);
+    tokens.assign(particles, 0);
+    step_lse.assign(particles, 0.0);
+    ancestors.assign(particles, 0);
+    active_count = particles;
+  }
+
+  /// Slot k takes the state of slot ancestors[k] (slot-stable: in place).
+  void reorder(std::span<const particle_index> anc) {
+    reorder_in_place(prefixes, anc);
+    reorder_in_place(active, anc);
+    reorder_in_place(log_psi_prev, anc);
+    reorder_in_place(log_q, anc);
+    reorder_in_place(tokens, anc);
+    active_count = 0;
+    for (auto a : active) active_count += a;
+  }
+};
+
+/// Whether an observer has an on_weights(const weights_report&) hook.
+template <class Observer>
+inline constexpr bool observes_weights =
+    requires(std::remove_cvref_t<Observer>& o, const weights_report& r) { o.on_weights(r); };
+
+template <class Observer>
+void notify_weights(Observer& observer, const weights_report& report) {
+  if constexpr (observes_weights<Observer>) observer.on_weights(report);
+}
+
 }  // namespace detail
 
 /// @brief Twisted Sequential Monte Carlo (Zhao et al. 2024, Sections 3-5) over a batched,
 /// stateful language model.
 ///
-/// Each step t = 1..T: the model writes L = log p0(. | prefix) (K x V), the twist writes
-/// Psi = log psi_t(prefix, .) (K x V), and one fused pass per particle draws s_t and computes
-/// the incremental weight:
-/// * twisted proposal (Eq. 14-15): q_t proportional to p0 psi_t, log w_t = logsumexp(L + Psi) -
-///   log psi_{t-1}; at the last step psi_T is the potential's next-token form when it has one
-///   (then psi_T = phi exactly), otherwise the twist's psi_T with the correction phi / psi_T;
-/// * base proposal: q = p0, log w_t = log psi_t - log psi_{t-1}, phi replacing psi at the end;
-/// * a user proposal model (run_with_proposal): Eq. 10.
-/// A particle that emits the end token is finished: its weight takes phi (with the same
-/// corrections) at that moment and is unchanged afterwards, and its rows are skipped.
+/// Each step t = 1..T runs five named stages over the particles' state (detail::particle_state):
+/// 1. propose: the model writes L = log p0(. | prefix) (K x V), the twist writes
+///    Psi = log psi_t(prefix, .) (K x V), and one fused pass per particle draws s_t and its
+///    proposal normaliser (forced slots take their given token);
+/// 2. weigh: the incremental weight of every particle that drew a token:
+///    * twisted proposal (Eq. 14-15): q_t proportional to p0 psi_t, log w_t = logsumexp(L + Psi) -
+///      log psi_{t-1}; at the last step psi_T is the potential's next-token form when it has one
+///      (then psi_T = phi exactly), otherwise the twist's psi_T with the correction phi / psi_T;
+///    * base proposal: q = p0, log w_t = log psi_t - log psi_{t-1}, phi replacing psi at the end;
+///    * a user proposal model (run_with_proposal): Eq. 10;
+/// 3. score the finished: particles that emitted the end token or reached T take log phi (with
+///    the corrections above) and keep their weight unchanged afterwards; their rows are skipped;
+/// 4. resample: when the trigger fires (never after the last step), log Zhat gains
+///    logsumexp(log W) - log K, the scheme draws slot-stable ancestors, the model, the twist and
+///    the particles' state are reordered, and the log-weights reset to 0;
+/// 5. extend: the model (and a stateful twist) append the drawn tokens.
+/// After the last step log Zhat gains logsumexp(log W) - log K of the open epoch (footnote 1), so
+/// log Zhat is right under adaptive resampling. E[Zhat] = Z. A run ends early when no particle is
+/// still generating.
 /// The model's rows are taken as exact: p0(v) = exp(L(k, v)) with no renormalisation, so for a
-/// model whose rows sum to 1 only up to rounding, log Zhat estimates Z for exactly those numbers.
+/// model whose rows sum to 1 only up to rounding, log Zhat estimates Z for exactly those numbers
+/// (smc_options::check_normalization turns on a check of each row's sum).
 ///
-/// Resampling happens when the trigger fires (never after the last step): log Zhat gains
-/// logsumexp(log W) - log K, the scheme draws slot-stable ancestors, the model, the twist and the
-/// sampler's own state are reordered, and the log-weights reset to 0. After the last step
-/// log Zhat gains logsumexp(log W) - log K of the open epoch (footnote 1), so log Zhat is right
-/// under adaptive resampling. E[Zhat] = Z.
+/// The plain run, the conditional run (slot 0 forced along a reference) and the forced run
+/// (every slot forced along given sequences: the twist and the weights along sequences that a
+/// learner chose) share these stages. Observers see each step through on_step (the summary),
+/// on_weights (the whole step: L, Psi, the tokens, the weights; what twist learners read),
+/// on_resample and on_finish.
 ///
 /// Randomness: the token of particle k at step t is drawn with one uniform from the stream
 /// (seed, t, k), the seed drawn once from the caller's engine; resampling draws from the caller's
@@ -142,6 +240,13 @@ class twisted_smc {
   static_assert(ResamplingTrigger<Trigger>, "tsmc::twisted_smc: Trigger must model tsmc::ResamplingTrigger");
 
  public:
+  /// @brief The model type.
+  using model_type = Model;
+  /// @brief The twist type.
+  using twist_type = Twist;
+  /// @brief The potential type.
+  using potential_type = Pot;
+
   /// @brief A sampler over references to the user's model, twist and potential (not owned: the
   /// model is stateful and usually large; they must outlive the sampler).
   /// @throw tsmc::invalid_argument on invalid options or a twist whose vocabulary differs
@@ -154,17 +259,24 @@ class twisted_smc {
 
   /// @brief The options.
   [[nodiscard]] const smc_options& options() const noexcept { return options_; }
+  /// @brief The model the sampler drives.
+  [[nodiscard]] Model& model() noexcept { return model_; }
+  /// @brief The twist the sampler evaluates.
+  [[nodiscard]] Twist& twist() noexcept { return twist_; }
+  /// @brief The potential the sampler scores finished sequences with.
+  [[nodiscard]] Pot& potential() noexcept { return potential_; }
 
   /// @brief One SMC run from the prompt (SIS when the trigger never fires).
   /// @param prompt s_0
   /// @param rng the caller's engine (one seed for the proposal streams, then resampling draws)
   /// @param observers optional hooks: on_step(const step_report&) (return true to stop),
-  ///        on_resample(step, ancestors), on_finish(const smc_result&)
+  ///        on_weights(const weights_report&), on_resample(step, ancestors),
+  ///        on_finish(const smc_result&)
   /// @throw tsmc::invalid_argument on bad input; tsmc::runtime_error on NaN/+inf from a model, twist or potential
   template <RandomEngine Engine, class... Observers>
   smc_result run(std::span<const token> prompt, Engine& rng, Observers&&... observers) {
     detail::no_proposal none;
-    return run_impl<false>("twisted_smc::run", prompt, {}, none, rng, observers...);
+    return run_impl<detail::run_mode::plain>("twisted_smc::run", prompt, {}, none, rng, observers...);
   }
 
   /// @brief Conditional SMC: the reference (a finished sequence, ideally an exact sample from
@@ -179,7 +291,29 @@ class twisted_smc {
   smc_result run_conditional(std::span<const token> prompt, std::span<const token> reference, Engine& rng,
                              Observers&&... observers) {
     detail::no_proposal none;
-    return run_impl<true>("twisted_smc::run_conditional", prompt, reference, none, rng, observers...);
+    forced_.assign(1, reference);
+    return run_impl<detail::run_mode::conditional>("twisted_smc::run_conditional", prompt, forced_, none, rng,
+                                                   observers...);
+  }
+
+  /// @brief A forced run: one particle per given sequence, each slot taking its sequence's tokens
+  /// (teacher forcing), with no resampling. The model, the twist and the potential are evaluated
+  /// exactly as in a run of the configured proposal, so the result holds each sequence's proposal
+  /// log-density log q(s) (log_proposal), its final log-weight log p0(s) phi(s) / q(s)
+  /// (log_weights) and log Zhat = log mean of those weights; observers see every step. Twist
+  /// learners use it to evaluate a twist along exact samples or samples from p0. The options'
+  /// particle count is ignored (K = sequences.size()); the trigger is not consulted.
+  /// @param prompt s_0
+  /// @param sequences K finished sequences (each as a reference of run_conditional)
+  /// @param rng the caller's engine (one seed is drawn, for the unused proposal streams)
+  /// @throw tsmc::invalid_argument for no sequences or a sequence that is not a finished sequence
+  template <RandomEngine Engine, class... Observers>
+  smc_result run_forced(std::span<const token> prompt, std::span<const token_sequence> sequences, Engine& rng,
+                        Observers&&... observers) {
+    detail::no_proposal none;
+    check_positive("twisted_smc::run_forced", "sequences.size()", sequences.size());
+    forced_.assign(sequences.begin(), sequences.end());
+    return run_impl<detail::run_mode::forced>("twisted_smc::run_forced", prompt, forced_, none, rng, observers...);
   }
 
   /// @brief A run with a user proposal model q (Eq. 10): w_t = p0 psi_t / (q psi_{t-1}).
@@ -187,7 +321,8 @@ class twisted_smc {
     requires ProposalModel<Proposal, Model>
   smc_result run_with_proposal(Proposal& proposal, std::span<const token> prompt, Engine& rng,
                                Observers&&... observers) {
-    return run_impl<false>("twisted_smc::run_with_proposal", prompt, {}, proposal, rng, observers...);
+    return run_impl<detail::run_mode::plain>("twisted_smc::run_with_proposal", prompt, {}, proposal, rng,
+                                             observers...);
   }
 
   /// @brief Conditional SMC with a user proposal model q.
@@ -195,13 +330,34 @@ class twisted_smc {
     requires ProposalModel<Proposal, Model>
   smc_result run_conditional_with_proposal(Proposal& proposal, std::span<const token> prompt,
                                            std::span<const token> reference, Engine& rng, Observers&&... observers) {
-    return run_impl<true>("twisted_smc::run_conditional_with_proposal", prompt, reference, proposal, rng,
-                          observers...);
+    forced_.assign(1, reference);
+    return run_impl<detail::run_mode::conditional>("twisted_smc::run_conditional_with_proposal", prompt, forced_,
+                                                   proposal, rng, observers...);
   }
 
  private:
   static constexpr bool unit_twist = detail::is_unit_twist<Twist>;
   static constexpr bool potential_scores_next = NextTokenPotential<Pot, Model>;
+
+  /// What stays fixed during one run.
+  struct run_frame {
+    std::string_view function;
+    std::span<const token> prompt;
+    std::size_t particles = 0;  // K
+    std::size_t horizon = 0;    // T
+    std::size_t vocab = 0;      // V
+    bool twisted = false;       // q proportional to p0 psi_t
+    double log_k = 0.0;
+    token pad_token = 0;
+    std::uint64_t seed = 0;
+    std::span<const std::span<const token>> forced;  // slot k < forced.size() takes forced[k]
+  };
+
+  /// What one step's propose stage decided about the twist's matrix.
+  struct step_psi {
+    bool have = false;    // log_psi_ holds this step's log psi_t (or log phi)
+    bool is_phi = false;  // it is the potential's next-token log phi (psi_T = phi)
+  };
 
   void check_configuration(std::string_view function) const {
     const std::size_t vocab = model_.vocab_size();
@@ -222,21 +378,21 @@ class twisted_smc {
     }
   }
 
-  void check_reference(std::string_view function, std::span<const token> reference) const {
+  void check_reference(std::string_view function, std::span<const token> reference, std::string_view name) const {
     const std::size_t vocab = model_.vocab_size();
     const std::size_t horizon = options_.horizon;
-    check_argument(!reference.empty() && reference.size() <= horizon, function, "reference.size()",
+    const std::string label(name);
+    check_argument(!reference.empty() && reference.size() <= horizon, function, label + ".size()",
                    "must be in [1, horizon = " + std::to_string(horizon) + "]", reference.size());
-    check_tokens(reference, vocab, function, "reference");
+    check_tokens(reference, vocab, function, name);
     for (std::size_t i = 0; i < reference.size(); ++i) {
       if (options_.end_token && i + 1 < reference.size())
-        check_argument(reference[i] != *options_.end_token, function, "reference[" + std::to_string(i) + "]",
+        check_argument(reference[i] != *options_.end_token, function, label + "[" + std::to_string(i) + "]",
                        "must not be the end token before the reference's last position", reference[i]);
     }
     if (reference.size() < horizon) {
-      check_argument(options_.end_token.has_value() && reference.back() == *options_.end_token, function,
-                     "reference", "shorter than the horizon must end with the end token; its length is",
-                     reference.size());
+      check_argument(options_.end_token.has_value() && reference.back() == *options_.end_token, function, label,
+                     "shorter than the horizon must end with the end token; its length is", reference.size());
     }
   }
 
@@ -268,53 +424,304 @@ class twisted_smc {
                         "must be finite", "overflow");
   }
 
-  template <bool Conditional, class Proposal, RandomEngine Engine, class... Observers>
-  smc_result run_impl(std::string_view function, std::span<const token> prompt, std::span<const token> reference,
-                      Proposal& proposal, Engine& rng, Observers&... observers) {
-    constexpr bool user_proposal = !std::is_same_v<Proposal, detail::no_proposal>;
-    check_prompt(function, prompt);
-    if constexpr (Conditional) check_reference(function, reference);
-
-    const std::size_t K = options_.particles;
-    const std::size_t T = options_.horizon;
-    const std::size_t V = model_.vocab_size();
-    const bool twisted = !user_proposal && options_.proposal == proposal_type::twisted;
-    const double log_k = std::log(static_cast<double>(K));
-    const token pad_token = options_.end_token.value_or(0);
-
-    smc_result result;
-    smc_timings& time = result.seconds;
-    const auto run_start = std::chrono::steady_clock::now();
-    const std::uint64_t run_seed = random_bits64(rng);
-
-    // --- state (reused buffers; nothing below allocates per step except potential batches' first growth)
-    ensure_shape(log_p0_, K, V);
-    if constexpr (!unit_twist || potential_scores_next) ensure_shape(log_psi_, K, V);
-    if constexpr (user_proposal) ensure_shape(log_q_matrix_, K, V);
-    prefixes_.resize(K);
-    for (auto& p : prefixes_) {
-      p.clear();
-      p.reserve(T);
-    }
-    active_.assign(K, 1);
-    log_w_.assign(K, 0.0);
-    log_psi_prev_.assign(K, 0.0);
-    log_q_.assign(K, 0.0);
-    tokens_.assign(K, 0);
-    step_lse_.assign(K, 0.0);
-    finishing_.assign(K, 0);
-    ancestors_.assign(K, 0);
+  /// Sizes every buffer for K particles and a horizon T and resets the particles to the prompt.
+  void reset_state(const run_frame& f) {
+    const std::size_t K = f.particles;
+    ensure_shape(log_p0_, K, f.vocab);
+    if constexpr (!unit_twist || potential_scores_next) ensure_shape(log_psi_, K, f.vocab);
+    state_.reset(K, f.horizon);
 #ifdef _OPENMP
     scratch_.resize(static_cast<std::size_t>(omp_get_max_threads()));
 #else
     scratch_.resize(1);
 #endif
     for (auto& s : scratch_)
-      if (static_cast<std::size_t>(s.size()) < V) s.resize(static_cast<Eigen::Index>(V));
+      if (static_cast<std::size_t>(s.size()) < f.vocab) s.resize(static_cast<Eigen::Index>(f.vocab));
+  }
+
+  /// Stage 1: the model's rows, the twist's (or the next-token potential's) rows, the user
+  /// proposal's rows, and the fused per-particle draw (parallel; errors are diagnosed in weigh).
+  template <detail::run_mode Mode, class Proposal>
+  step_psi propose(const run_frame& f, std::size_t t, Proposal& proposal, smc_timings& time) {
+    constexpr bool user_proposal = !std::is_same_v<Proposal, detail::no_proposal>;
+    auto& s = state_;
+    const bool last = (t == f.horizon);
+    const step_context<Model> ctx{t, f.horizon, f.prompt, std::span<const token_sequence>(s.prefixes),
+                                  std::span<const std::uint8_t>(s.active), model_};
+    {
+      detail::stopwatch sw(time.model);
+      if constexpr (requires(Model& m, log_prob_ref o, std::span<const std::uint8_t> a) { m.log_probs(o, a); })
+        model_.log_probs(log_p0_, std::span<const std::uint8_t>(s.active));
+      else
+        model_.log_probs(log_p0_);
+    }
+    // Which log psi_t enters this step: the potential's own next-token scores at the last step
+    // of a twisted run (psi_T = phi), else the twist's (skipped entirely for psi = 1, and at the
+    // last step of a base/user-proposal run, where phi replaces psi_T).
+    step_psi psi;
+    if constexpr (potential_scores_next) {
+      if (last && f.twisted) {
+        detail::stopwatch sw(time.potential);
+        potential_.log_potential_next(ctx, log_psi_);
+        psi = {true, true};
+      }
+    }
+    if constexpr (!unit_twist) {
+      if (!psi.have && (f.twisted || !last)) {
+        detail::stopwatch sw(time.twist);
+        twist_.log_twist(ctx, log_psi_);
+        psi.have = true;
+      }
+    }
+    if constexpr (user_proposal) {
+      ensure_shape(log_q_matrix_, f.particles, f.vocab);
+      detail::stopwatch sw(time.twist);
+      proposal.log_proposal(ctx, log_q_matrix_);
+    }
+
+    detail::stopwatch sw(time.sampler);
+    const std::size_t V = f.vocab;
+    const auto k_count = static_cast<std::int64_t>(f.particles);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
+#endif
+    for (std::int64_t ks = 0; ks < k_count; ++ks) {
+      const auto k = static_cast<std::size_t>(ks);
+      s.proposed[k] = s.active[k];
+      if (!s.active[k]) continue;
+#ifdef _OPENMP
+      Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+#else
+      Eigen::ArrayXd& scratch = scratch_[0];
+#endif
+      auto stream = particle_stream(f.seed, t, k);
+      const double u = uniform01(stream);
+      const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
+      const double* psi_row = psi.have ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
+      const bool forced_slot = k < f.forced.size();
+      proposal_draw draw;
+      if constexpr (user_proposal) {
+        draw = fused_proposal_draw(log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(), nullptr, V, u, scratch);
+      } else {
+        draw = fused_proposal_draw(l_row, f.twisted ? psi_row : nullptr, V, u, scratch);
+        if (draw.log_normalizer == neg_inf && f.twisted && !forced_slot) {
+          // psi = 0 for every candidate: the particle's weight is 0; draw its token from p0.
+          draw.chosen = fused_proposal_draw(l_row, nullptr, V, u, scratch).chosen;
+          draw.log_normalizer = neg_inf;
+        }
+      }
+      if (forced_slot) draw.chosen = f.forced[k][t - 1];
+      s.tokens[k] = draw.chosen;
+      s.step_lse[k] = draw.log_normalizer;
+    }
+    return psi;
+  }
+
+  /// Checks that a row of the model's log-probabilities sums to 1 (smc_options::check_normalization).
+  void check_row_sum(const run_frame& f, std::size_t t, std::size_t k, const double* l_row) const {
+    const double sum =
+        Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(f.vocab)).exp().sum();
+    if (!(std::abs(sum - 1.0) <= options_.normalization_tolerance))
+      throw_runtime_error(f.function, "the sum of the model's p0 = exp(log_probs) at step " + std::to_string(t) +
+                                          ", particle " + std::to_string(k),
+                          "must be 1 within options.normalization_tolerance " +
+                              std::to_string(options_.normalization_tolerance) +
+                              " (does the model write probabilities instead of log-probabilities?)",
+                          sum);
+  }
+
+  /// Stage 2: the incremental weights (Eqs. 10, 15) of the particles that drew a token, their
+  /// proposal log-densities, and which of them finish now. Sequential: cheap, and errors throw.
+  /// Returns the number of finishing particles whose weight still needs log phi.
+  template <detail::run_mode Mode, class Proposal>
+  std::size_t weigh(const run_frame& f, std::size_t t, step_psi psi, smc_timings& time) {
+    constexpr bool user_proposal = !std::is_same_v<Proposal, detail::no_proposal>;
+    detail::stopwatch sw(time.sampler);
+    auto& s = state_;
+    const bool last = (t == f.horizon);
+    const std::string_view psi_name = psi.is_phi ? "the potential's next-token log phi" : "the twist's log psi";
+    std::size_t finishing_count = 0;
+    for (std::size_t k = 0; k < f.particles; ++k) {
+      s.finishing[k] = 0;
+      s.finished_now[k] = 0;
+      if (!s.proposed[k]) {
+        s.log_w_target[k] = s.log_w[k];
+        continue;
+      }
+      const double lse = s.step_lse[k];
+      const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
+      const double* psi_row = psi.have ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
+      if (std::isnan(lse) || lse == -neg_inf) {
+        if constexpr (user_proposal)
+          diagnose_row(f.function, t, k, l_row, log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(),
+                       "the proposal's log q");
+        else
+          diagnose_row(f.function, t, k, l_row, f.twisted ? psi_row : nullptr, psi_name);
+      }
+      const token x = s.tokens[k];
+      const double log_p0_x = l_row[x];
+      const double psi_x = psi_row != nullptr ? psi_row[x] : 0.0;
+      if (std::isnan(psi_x) || psi_x == -neg_inf) diagnose_row(f.function, t, k, l_row, psi_row, psi_name);
+      if (std::isnan(log_p0_x) || log_p0_x == -neg_inf) diagnose_row(f.function, t, k, l_row, nullptr, "");
+      if (lse == neg_inf &&
+          !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(f.vocab)).maxCoeff() > neg_inf))
+        throw_runtime_error(f.function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
+                                            std::to_string(k), "must not be -inf for every token", lse);
+      if (options_.check_normalization) check_row_sum(f, t, k, l_row);
+      if constexpr (user_proposal) {
+        if (lse == neg_inf)
+          throw_runtime_error(f.function, "the proposal's log q at step " + std::to_string(t) + ", particle " +
+                                              std::to_string(k), "must not be -inf for every token", lse);
+      }
+      const bool forced = k < f.forced.size();
+      if constexpr (Mode == detail::run_mode::conditional) {
+        if (forced && f.twisted && psi_x == neg_inf)
+          throw_runtime_error(f.function, "the twist's log psi of the reference's token " + std::to_string(x) +
+                                              " at step " + std::to_string(t),
+                              "must be finite (the reference has positive target mass)", psi_x);
+      }
+      const bool finished = last || (options_.end_token && x == *options_.end_token);
+      // log w_t before the potential (Eqs. 10, 15); finishing particles add log phi in score_finished.
+      // `unfinished` is log w_t as if the particle went on: the weight that targets pi_t.
+      double log_w_t;
+      double unfinished;
+      double log_q_t;
+      if constexpr (user_proposal) {
+        log_q_t = log_q_matrix_(static_cast<Eigen::Index>(k), x) - lse;
+        unfinished = log_p0_x - log_q_t - s.log_psi_prev[k] + psi_x;
+        log_w_t = log_p0_x - log_q_t - s.log_psi_prev[k] + (finished ? 0.0 : psi_x);
+      } else if (f.twisted) {
+        // Eq. 15: the weight does not depend on the token, except for the phi / psi_T correction.
+        log_q_t = lse == neg_inf ? neg_inf : log_p0_x + psi_x - lse;
+        unfinished = lse - s.log_psi_prev[k];
+        log_w_t = unfinished - (finished && !psi.is_phi ? psi_x : 0.0);
+      } else {
+        log_q_t = log_p0_x - lse;
+        unfinished = lse - s.log_psi_prev[k] + psi_x;
+        log_w_t = lse - s.log_psi_prev[k] + (finished ? 0.0 : psi_x);
+      }
+      if (lse == neg_inf || (!finished && psi_x == neg_inf)) {
+        log_w_t = neg_inf;  // zero weight; keep psi_{t-1} finite so later steps stay NaN-free
+        s.log_psi_prev[k] = 0.0;
+      } else if (!finished) {
+        s.log_psi_prev[k] = psi_x;
+      }
+      if (lse == neg_inf || psi_x == neg_inf) unfinished = neg_inf;
+      s.log_w_target[k] = s.log_w[k] + unfinished;
+      s.log_w[k] += log_w_t;
+      s.log_q[k] += log_q_t;
+      s.prefixes[k].push_back(x);
+      if (finished) {
+        s.active[k] = 0;
+        s.finished_now[k] = 1;
+        --s.active_count;
+        // phi from the potential's next-token form is psi_T itself: nothing left to add.
+        if (!psi.is_phi) {
+          s.finishing[k] = 1;
+          ++finishing_count;
+        }
+      }
+    }
+    return finishing_count;
+  }
+
+  /// Stage 3: log phi of the particles that finished at this step (base / user proposal: phi
+  /// replaces psi_T; twisted: phi / psi_T corrects the proposal's psi_T).
+  void score_finished(const run_frame& f, std::size_t t, std::size_t finishing_count, smc_timings& time) {
+    if (finishing_count == 0) return;
+    detail::stopwatch sw(time.potential);
+    auto& s = state_;
+    potential_batch_.resize(finishing_count);
+    potential_index_.resize(finishing_count);
+    // NaN until written: a potential that never writes `out` is named by the check below.
+    potential_values_.assign(finishing_count, std::numeric_limits<double>::quiet_NaN());
+    std::size_t j = 0;
+    for (std::size_t k = 0; k < f.particles; ++k)
+      if (s.finishing[k]) {
+        potential_batch_[j] = s.prefixes[k];
+        potential_index_[j++] = k;
+      }
+    potential_.log_potential(std::span<const token_sequence>(potential_batch_), std::span<double>(potential_values_));
+    for (std::size_t i = 0; i < finishing_count; ++i) {
+      const double log_phi = potential_values_[i];
+      if (std::isnan(log_phi) || log_phi == -neg_inf)
+        throw_runtime_error(f.function, "log phi of particle " + std::to_string(potential_index_[i]) + " at step " +
+                                            std::to_string(t),
+                            "must not be NaN or +inf (was `out` written for every sequence?)", log_phi);
+      s.log_w[potential_index_[i]] += log_phi;
+    }
+  }
+
+  /// Stage 4: draws slot-stable ancestors and reorders the particles, the model and the twist.
+  template <detail::run_mode Mode, RandomEngine Engine>
+  void resample(const run_frame& f, Engine& rng, smc_timings& time) {
+    auto& s = state_;
+    {
+      detail::stopwatch sw(time.sampler);
+      if constexpr (Mode == detail::run_mode::conditional)
+        conditional_resampler_.resample_conditional(std::span<const double>(s.log_w),
+                                                    std::span<particle_index>(s.ancestors), rng);
+      else
+        resampler_.resample(std::span<const double>(s.log_w), std::span<particle_index>(s.ancestors), rng);
+      s.reorder(std::span<const particle_index>(s.ancestors));
+      s.log_w.assign(f.particles, 0.0);
+    }
+    {
+      detail::stopwatch sw(time.model);
+      model_.reorder(std::span<const particle_index>(s.ancestors));
+    }
+    if constexpr (requires { twist_.reorder(std::span<const particle_index>(s.ancestors)); }) {
+      detail::stopwatch sw(time.twist);
+      twist_.reorder(std::span<const particle_index>(s.ancestors));
+    }
+  }
+
+  /// Stage 5: extends the model (and a stateful twist) by the drawn tokens; finished slots get padding.
+  void extend(const run_frame& f, smc_timings& time) {
+    auto& s = state_;
+    for (std::size_t k = 0; k < f.particles; ++k)
+      if (!s.active[k]) s.tokens[k] = f.pad_token;
+    {
+      detail::stopwatch sw(time.model);
+      model_.append(std::span<const token>(s.tokens));
+    }
+    if constexpr (requires { twist_.append(std::span<const token>(s.tokens)); }) {
+      detail::stopwatch sw(time.twist);
+      twist_.append(std::span<const token>(s.tokens));
+    }
+  }
+
+  template <detail::run_mode Mode, class Proposal, RandomEngine Engine, class... Observers>
+  smc_result run_impl(std::string_view function, std::span<const token> prompt,
+                      std::span<const std::span<const token>> forced, Proposal& proposal, Engine& rng,
+                      Observers&... observers) {
+    check_prompt(function, prompt);
+    for (std::size_t i = 0; i < forced.size(); ++i)
+      check_reference(function, forced[i],
+                      Mode == detail::run_mode::forced ? "sequences[" + std::to_string(i) + "]" : "reference");
+
+    run_frame f;
+    f.function = function;
+    f.prompt = prompt;
+    f.particles = Mode == detail::run_mode::forced ? forced.size() : options_.particles;
+    f.horizon = options_.horizon;
+    f.vocab = model_.vocab_size();
+    f.twisted = std::is_same_v<Proposal, detail::no_proposal> && options_.proposal == proposal_type::twisted;
+    f.log_k = std::log(static_cast<double>(f.particles));
+    f.pad_token = options_.end_token.value_or(0);
+    f.forced = forced;
+    const std::size_t K = f.particles;
+    const std::size_t T = f.horizon;
+
+    smc_result result;
+    smc_timings& time = result.seconds;
+    const auto run_start = std::chrono::steady_clock::now();
+    f.seed = random_bits64(rng);
+
+    reset_state(f);
     result.ess.reserve(T);
     result.resampled.reserve(T);
     result.log_z_increments.reserve(T);
-
     {
       detail::stopwatch sw(time.model);
       model_.start(prompt, K);
@@ -324,188 +731,37 @@ class twisted_smc {
       twist_.start(prompt, K);
     }
 
+    auto& s = state_;
     double log_z = 0.0;
-    std::size_t active_count = K;
-    bool stop = false;
-    for (std::size_t t = 1; t <= T && !stop; ++t) {
-      const bool last = (t == T);
-      const step_context<Model> ctx{t, T, prompt, std::span<const token_sequence>(prefixes_),
-                                    std::span<const std::uint8_t>(active_), model_};
-      // 1. model, twist (or next-token potential), user proposal
-      {
-        detail::stopwatch sw(time.model);
-        if constexpr (requires(Model& m, log_prob_ref o, std::span<const std::uint8_t> a) { m.log_probs(o, a); })
-          model_.log_probs(log_p0_, std::span<const std::uint8_t>(active_));
-        else
-          model_.log_probs(log_p0_);
-      }
-      // Which log psi_t enters this step: the potential's own next-token scores at the last step
-      // of a twisted run (psi_T = phi), else the twist's (skipped entirely for psi = 1, and at the
-      // last step of a base/user-proposal run, where phi replaces psi_T).
-      bool psi_is_phi = false;
-      bool have_psi = false;
-      if constexpr (potential_scores_next) {
-        if (last && twisted) {
-          detail::stopwatch sw(time.potential);
-          potential_.log_potential_next(ctx, log_psi_);
-          psi_is_phi = true;
-          have_psi = true;
-        }
-      }
-      if constexpr (!unit_twist) {
-        if (!have_psi && (twisted || !last)) {
-          detail::stopwatch sw(time.twist);
-          twist_.log_twist(ctx, log_psi_);
-          have_psi = true;
-        }
-      }
-      if constexpr (user_proposal) {
-        detail::stopwatch sw(time.twist);
-        proposal.log_proposal(ctx, log_q_matrix_);
+    for (std::size_t t = 1; t <= T; ++t) {
+      const step_psi psi = propose<Mode>(f, t, proposal, time);
+      const std::size_t finishing_count = weigh<Mode, Proposal>(f, t, psi, time);
+      score_finished(f, t, finishing_count, time);
+      if constexpr ((detail::observes_weights<Observers> || ...)) {
+        const weights_report report{t,
+                                    T,
+                                    f.twisted,
+                                    log_p0_,
+                                    psi.have ? &log_psi_ : nullptr,
+                                    psi.is_phi,
+                                    std::span<const std::uint8_t>(s.proposed),
+                                    std::span<const token>(s.tokens),
+                                    std::span<const double>(s.step_lse),
+                                    std::span<const double>(s.log_w_target),
+                                    std::span<const double>(s.log_w),
+                                    std::span<const std::uint8_t>(s.finished_now),
+                                    std::span<const token_sequence>(s.prefixes)};
+        (detail::notify_weights(observers, report), ...);
       }
 
-      // 2. the fused per-particle pass (parallel; errors are diagnosed after it)
-      {
-        detail::stopwatch sw(time.sampler);
-        const auto k_count = static_cast<std::int64_t>(K);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (K * V >= 65536)
-#endif
-        for (std::int64_t ks = 0; ks < k_count; ++ks) {
-          const auto k = static_cast<std::size_t>(ks);
-          if (!active_[k]) continue;
-#ifdef _OPENMP
-          Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-          Eigen::ArrayXd& scratch = scratch_[0];
-#endif
-          auto stream = particle_stream(run_seed, t, k);
-          const double u = uniform01(stream);
-          const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
-          const double* psi_row = have_psi ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
-          const bool forced_slot = Conditional && k == 0;
-          proposal_draw draw;
-          if constexpr (user_proposal) {
-            draw = fused_proposal_draw(log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(), nullptr, V, u, scratch);
-          } else {
-            draw = fused_proposal_draw(l_row, twisted ? psi_row : nullptr, V, u, scratch);
-            if (draw.log_normalizer == neg_inf && twisted && !forced_slot) {
-              // psi = 0 for every candidate: the particle's weight is 0; draw its token from p0.
-              draw.chosen = fused_proposal_draw(l_row, nullptr, V, u, scratch).chosen;
-              draw.log_normalizer = neg_inf;
-            }
-          }
-          if (forced_slot) draw.chosen = reference[t - 1];
-          tokens_[k] = draw.chosen;
-          step_lse_[k] = draw.log_normalizer;
-        }
-      }
-
-      // 3. weights (sequential: cheap, and errors can throw here)
-      std::size_t finishing_count = 0;
-      {
-        detail::stopwatch sw(time.sampler);
-        for (std::size_t k = 0; k < K; ++k) {
-          finishing_[k] = 0;
-          if (!active_[k]) continue;
-          const double lse = step_lse_[k];
-          const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
-          const double* psi_row = have_psi ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
-          if (std::isnan(lse) || lse == -neg_inf) {
-            if constexpr (user_proposal)
-              diagnose_row(function, t, k, l_row, log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(),
-                           "the proposal's log q");
-            else
-              diagnose_row(function, t, k, l_row, twisted ? psi_row : nullptr,
-                           psi_is_phi ? "the potential's next-token log phi" : "the twist's log psi");
-          }
-          const token x = tokens_[k];
-          const double log_p0_x = static_cast<double>(l_row[x]);
-          const double psi_x = psi_row != nullptr ? static_cast<double>(psi_row[x]) : 0.0;
-          if (std::isnan(psi_x) || psi_x == -neg_inf)
-            diagnose_row(function, t, k, l_row, psi_row, psi_is_phi ? "the potential's next-token log phi" : "the twist's log psi");
-          if (std::isnan(log_p0_x) || log_p0_x == -neg_inf) diagnose_row(function, t, k, l_row, nullptr, "");
-          if (lse == neg_inf && !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(V)).maxCoeff() > neg_inf))
-            throw_runtime_error(function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
-                                              std::to_string(k), "must not be -inf for every token", lse);
-          if constexpr (user_proposal) {
-            if (lse == neg_inf)
-              throw_runtime_error(function, "the proposal's log q at step " + std::to_string(t) + ", particle " +
-                                                std::to_string(k), "must not be -inf for every token", lse);
-          }
-          const bool forced = Conditional && k == 0;
-          if (forced && twisted && psi_x == neg_inf)
-            throw_runtime_error(function, "the twist's log psi of the reference's token " + std::to_string(x) +
-                                              " at step " + std::to_string(t),
-                                "must be finite (the reference has positive target mass)", psi_x);
-          const bool finished = last || (options_.end_token && x == *options_.end_token);
-          // log w_t before the potential (Eqs. 10, 15); finishing particles add log phi in step 4.
-          double log_w_t;
-          double log_q_t;
-          if constexpr (user_proposal) {
-            log_q_t = static_cast<double>(log_q_matrix_(static_cast<Eigen::Index>(k), x)) - lse;
-            log_w_t = log_p0_x - log_q_t - log_psi_prev_[k] + (finished ? 0.0 : psi_x);
-          } else if (twisted) {
-            // Eq. 15: the weight does not depend on the token, except for the phi / psi_T correction.
-            log_q_t = lse == neg_inf ? neg_inf : log_p0_x + psi_x - lse;
-            log_w_t = lse - log_psi_prev_[k] - (finished && !psi_is_phi ? psi_x : 0.0);
-          } else {
-            log_q_t = log_p0_x - lse;
-            log_w_t = lse - log_psi_prev_[k] + (finished ? 0.0 : psi_x);
-          }
-          if (lse == neg_inf || (!finished && psi_x == neg_inf)) {
-            log_w_t = neg_inf;  // zero weight; keep psi_{t-1} finite so later steps stay NaN-free
-            log_psi_prev_[k] = 0.0;
-          } else if (!finished) {
-            log_psi_prev_[k] = psi_x;
-          }
-          log_w_[k] += log_w_t;
-          log_q_[k] += log_q_t;
-          prefixes_[k].push_back(x);
-          if (finished) {
-            active_[k] = 0;
-            --active_count;
-            // phi from the potential's next-token form is psi_T itself: nothing left to add.
-            if (!psi_is_phi) {
-              finishing_[k] = 1;
-              ++finishing_count;
-            }
-          }
-        }
-      }
-
-      // 4. the potential for particles that finished this step
-      if (finishing_count > 0) {
-        detail::stopwatch sw(time.potential);
-        potential_batch_.resize(finishing_count);
-        potential_index_.resize(finishing_count);
-        potential_values_.assign(finishing_count, 0.0);
-        std::size_t j = 0;
-        for (std::size_t k = 0; k < K; ++k)
-          if (finishing_[k]) {
-            potential_batch_[j] = prefixes_[k];
-            potential_index_[j++] = k;
-          }
-        potential_.log_potential(std::span<const token_sequence>(potential_batch_), std::span<double>(potential_values_));
-        for (std::size_t i = 0; i < finishing_count; ++i) {
-          const double log_phi = potential_values_[i];
-          if (std::isnan(log_phi) || log_phi == -neg_inf)
-            throw_runtime_error(function, "log phi of particle " + std::to_string(potential_index_[i]) +
-                                              " at step " + std::to_string(t),
-                                "must not be NaN or +inf", log_phi);
-          // base / user proposal: phi replaces psi_T; twisted: phi / psi_T corrects the proposal's psi_T.
-          log_w_[potential_index_[i]] += log_phi;
-        }
-      }
-
-      // 5. ESS, log Z, resampling
-      const bool final_step = last || active_count == 0;
+      // ESS, log Z, resampling
+      bool final_step = (t == T) || s.active_count == 0;
       double ess;
       double lse_w;
       {
         detail::stopwatch sw(time.sampler);
-        lse_w = logsumexp(std::span<const double>(log_w_));
-        ess = effective_sample_size(std::span<const double>(log_w_));
+        lse_w = logsumexp(std::span<const double>(s.log_w));
+        ess = effective_sample_size(std::span<const double>(s.log_w));
       }
       result.ess.push_back(ess);
       result.steps = t;
@@ -517,86 +773,51 @@ class twisted_smc {
       }
       bool did_resample = false;
       if (final_step) {
-        const double inc = lse_w - log_k;
+        const double inc = lse_w - f.log_k;
         log_z += inc;
         result.log_z_increments.push_back(inc);
-      } else if (trigger_(resampling_state{ess, K, t, T})) {
-        {
-          detail::stopwatch sw(time.sampler);
-          const double inc = lse_w - log_k;
-          log_z += inc;
-          result.log_z_increments.push_back(inc);
-          if constexpr (Conditional)
-            conditional_resampler_.resample_conditional(std::span<const double>(log_w_),
-                                                        std::span<particle_index>(ancestors_), rng);
-          else
-            resampler_.resample(std::span<const double>(log_w_), std::span<particle_index>(ancestors_), rng);
-          const std::span<const particle_index> anc(ancestors_);
-          detail::reorder_in_place(prefixes_, anc);
-          detail::reorder_in_place(active_, anc);
-          detail::reorder_in_place(log_psi_prev_, anc);
-          detail::reorder_in_place(log_q_, anc);
-          detail::reorder_in_place(tokens_, anc);
-          active_count = 0;
-          for (auto a : active_) active_count += a;
-          log_w_.assign(K, 0.0);
-        }
-        {
-          detail::stopwatch sw(time.model);
-          model_.reorder(std::span<const particle_index>(ancestors_));
-        }
-        if constexpr (requires { twist_.reorder(std::span<const particle_index>(ancestors_)); }) {
-          detail::stopwatch sw(time.twist);
-          twist_.reorder(std::span<const particle_index>(ancestors_));
-        }
+      } else if (Mode != detail::run_mode::forced && trigger_(resampling_state{ess, K, t, T})) {
+        const double inc = lse_w - f.log_k;
+        log_z += inc;
+        result.log_z_increments.push_back(inc);
+        resample<Mode>(f, rng, time);
         did_resample = true;
-        (detail::notify_resample(observers, t, std::span<const particle_index>(ancestors_)), ...);
+        (detail::notify_resample(observers, t, std::span<const particle_index>(s.ancestors)), ...);
+        // Resampling can leave only finished particles: the run is over (their weights are all 1).
+        if (s.active_count == 0) final_step = true;
       } else {
         result.log_z_increments.push_back(0.0);
       }
       result.resampled.push_back(did_resample ? 1 : 0);
       if (options_.record_genealogy) {
         result.genealogy.emplace_back();
-        if (did_resample) result.genealogy.back().assign(ancestors_.begin(), ancestors_.end());
+        if (did_resample) result.genealogy.back().assign(s.ancestors.begin(), s.ancestors.end());
       }
 
-      [[maybe_unused]] const step_report report{t, T, ess, did_resample, log_z, active_count};
+      [[maybe_unused]] const step_report report{t, T, ess, did_resample, log_z, s.active_count};
       const bool stop_requested = (detail::notify_step(observers, report) || ...);
-      if (stop_requested && !final_step) {
+      if (final_step) break;
+      if (stop_requested) {
         result.stopped_by_observer = true;
-        stop = true;
         // close the open epoch so that log_z covers the steps taken
         if (!did_resample) {
-          const double inc = lse_w - log_k;
+          const double inc = lse_w - f.log_k;
           log_z += inc;
           result.log_z_increments.back() += inc;
         }
+        break;
       }
-      if (final_step) break;
-
-      // 6. extend the model (and a stateful twist) by the drawn tokens; finished slots get padding
-      if (!stop) {
-        for (std::size_t k = 0; k < K; ++k)
-          if (!active_[k]) tokens_[k] = pad_token;
-        {
-          detail::stopwatch sw(time.model);
-          model_.append(std::span<const token>(tokens_));
-        }
-        if constexpr (requires { twist_.append(std::span<const token>(tokens_)); }) {
-          detail::stopwatch sw(time.twist);
-          twist_.append(std::span<const token>(tokens_));
-        }
-      }
+      extend(f, time);
     }
 
     result.log_z = log_z;
-    result.sequences = prefixes_;
-    result.log_weights = log_w_;
-    result.log_proposal = log_q_;
+    result.sequences = s.prefixes;
+    result.log_weights = s.log_w;
+    result.log_proposal = s.log_q;
     result.normalized_log_weights.resize(K);
-    const double lse_final = logsumexp(std::span<const double>(log_w_));
+    const double lse_final = logsumexp(std::span<const double>(s.log_w));
     for (std::size_t k = 0; k < K; ++k)
-      result.normalized_log_weights[k] = lse_final == neg_inf ? neg_inf : log_w_[k] - lse_final;
+      result.normalized_log_weights[k] = lse_final == neg_inf ? neg_inf : s.log_w[k] - lse_final;
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     time.sampler += std::max(0.0, total - time.total());  // bookkeeping outside the timed blocks
     (detail::notify_finish(observers, result), ...);
@@ -614,18 +835,11 @@ class twisted_smc {
   resampler<multinomial> conditional_resampler_;
   Trigger trigger_;
 
+  detail::particle_state state_;
+  std::vector<std::span<const token>> forced_;
   log_prob_matrix log_p0_;
   log_prob_matrix log_psi_;
   log_prob_matrix log_q_matrix_;
-  std::vector<token_sequence> prefixes_;
-  std::vector<std::uint8_t> active_;
-  std::vector<double> log_w_;
-  std::vector<double> log_psi_prev_;
-  std::vector<double> log_q_;
-  std::vector<token> tokens_;
-  std::vector<double> step_lse_;
-  std::vector<std::uint8_t> finishing_;
-  std::vector<particle_index> ancestors_;
   std::vector<Eigen::ArrayXd> scratch_;
   std::vector<token_sequence> potential_batch_;
   std::vector<std::size_t> potential_index_;
