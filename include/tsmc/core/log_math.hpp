@@ -42,6 +42,16 @@ inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
   return std::log1p(-std::exp(x));
 }
 
+/// @brief log sigmoid(x) = -log(1 + exp(-x)), without overflow for either sign.
+[[nodiscard]] inline double log_sigmoid(double x) noexcept {
+  return x >= 0.0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x));
+}
+
+/// @brief sigmoid(x) = 1 / (1 + exp(-x)), without overflow for either sign.
+[[nodiscard]] inline double sigmoid(double x) noexcept {
+  return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+
 namespace detail {
 
 /// The two parts of logsumexp: max_i x_i and log sum_i exp(x_i - max) (0 when max is +-inf).

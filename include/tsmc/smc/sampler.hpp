@@ -64,6 +64,7 @@ struct weights_report {
   std::span<const double> log_target_weights;
   std::span<const double> log_weights;              ///< log W after this step's weights and potential
   std::span<const std::uint8_t> finished;           ///< 1 where particle k finished at this step
+  std::span<const double> log_phi;                  ///< log phi(s_{1:t}) where finished[k] == 1
   std::span<const token_sequence> prefixes;         ///< s_{1:t} (s_{1:t_end} for finished particles)
 };
 
@@ -130,6 +131,7 @@ struct particle_state {
   std::vector<std::uint8_t> proposed;     // drew a token at the current step
   std::vector<std::uint8_t> finishing;    // finished at the current step, log phi still to add
   std::vector<std::uint8_t> finished_now; // finished at the current step
+  std::vector<double> log_phi;            // log phi of particles that finished at the current step
   std::vector<double> log_w;              // log W since the last resampling
   std::vector<double> log_w_target;       // log W targeting pi_t (see weights_report)
   std::vector<double> log_psi_prev;       // log psi_{t-1} of the particle's prefix
@@ -150,6 +152,7 @@ struct particle_state {
     proposed.assign(particles, 0);
     finishing.assign(particles, 0);
     finished_now.assign(particles, 0);
+    log_phi.assign(particles, 0.0);
     log_w.assign(particles, 0.0);
     log_w_target.assign(particles, 0.0);
     log_psi_prev.assign(particles, 0.0);
@@ -616,6 +619,7 @@ class twisted_smc {
         s.finished_now[k] = 1;
         --s.active_count;
         // phi from the potential's next-token form is psi_T itself: nothing left to add.
+        if (psi.is_phi) s.log_phi[k] = psi_x;
         if (!psi.is_phi) {
           s.finishing[k] = 1;
           ++finishing_count;
@@ -649,6 +653,7 @@ class twisted_smc {
                                             std::to_string(t),
                             "must not be NaN or +inf (was `out` written for every sequence?)", log_phi);
       s.log_w[potential_index_[i]] += log_phi;
+      s.log_phi[potential_index_[i]] = log_phi;
     }
   }
 
@@ -750,6 +755,7 @@ class twisted_smc {
                                     std::span<const double>(s.log_w_target),
                                     std::span<const double>(s.log_w),
                                     std::span<const std::uint8_t>(s.finished_now),
+                                    std::span<const double>(s.log_phi),
                                     std::span<const token_sequence>(s.prefixes)};
         (detail::notify_weights(observers, report), ...);
       }

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// @brief Internals of the testing layer: hashing token sequences into 64-bit seeds, and
-/// log_sigmoid (token checks and formatting live in core/error.hpp).
+/// @brief Internals of the testing layer: hashing token sequences into 64-bit seeds (token
+/// checks and formatting live in core/error.hpp).
 ///
 /// The random toy model, the random potential and the random twist are deterministic functions
 /// of (seed, tokens): they hash the tokens into the seed of a fresh engine, so they need no
@@ -55,10 +55,5 @@ class sequence_hasher {
  private:
   std::uint64_t state_;
 };
-
-/// log(sigmoid(x)) without overflow for any finite x.
-[[nodiscard]] inline double log_sigmoid(double x) noexcept {
-  return x >= 0.0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x));
-}
 
 }  // namespace tsmc::detail

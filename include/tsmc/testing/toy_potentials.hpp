@@ -256,7 +256,7 @@ class soft_classifier {
   /// @brief log P(c | s) = log sigmoid(logit(s)), independent of beta.
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
   [[nodiscard]] double log_class_probability(std::span<const token> sequence) const {
-    return detail::log_sigmoid(logit(sequence));
+    return log_sigmoid(logit(sequence));
   }
 
   /// @brief log phi(s) = beta * log P(c | s).
@@ -284,7 +284,7 @@ class soft_classifier {
       const double base = logit(ctx.prefixes[k]);
       for (std::size_t v = 0; v < weights_.size(); ++v)
         out(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(v)) =
-            beta_ * detail::log_sigmoid(base + weights_[v]);
+            beta_ * log_sigmoid(base + weights_[v]);
     }
   }
 

@@ -1,0 +1,579 @@
+#pragma once
+/// @file
+/// @brief Twist-learning objectives: contrastive twist learning (CTL, Zhao et al. 2024, Section
+/// 4.1, Eqs. 21-22) and the paper's baselines (RL / soft Q-learning, SIXO, FUDGE, DPG; Table 1).
+///
+/// Each objective works in two phases: `sample` draws a batch (sequences and the constants the
+/// loss treats as fixed: importance weights, regression targets, labels), and `accumulate`
+/// evaluates the loss on that batch at the twist's current parameters and adds the gradient of
+/// the loss (to minimise) into the twist, through sum C(k, t, v) grad log psi_t(prefix_k, v).
+/// Weights and targets are constants: no gradient flows through them. When the batch was drawn
+/// at the current parameters, `accumulate` reuses the sampling run's records instead of
+/// evaluating the twist again; a batch evaluated at other parameters (as in a finite-difference
+/// check) is evaluated by a forced run along its sequences, so the loss is a deterministic
+/// function of the parameters for a fixed batch.
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/log_math.hpp>
+#include <tsmc/core/random.hpp>
+#include <tsmc/core/statistics.hpp>
+#include <tsmc/core/types.hpp>
+#include <tsmc/learning/problem.hpp>
+#include <tsmc/twists/sigmoid_twist.hpp>
+#include <tsmc/twists/trainable.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tsmc {
+
+/// @brief No exact sampler: positives come from the sampling run's own weights.
+struct no_exact_sampler {};
+
+/// @brief What one objective step reports.
+struct objective_step {
+  double loss = 0.0;  ///< the objective's loss on the batch (its gradient was accumulated)
+  double ess = 0.0;   ///< the ESS of the sampling run's final weights
+};
+
+namespace detail {
+
+/// Normalised weights from log-weights (all zero if every weight is zero).
+inline std::vector<double> normalized(std::span<const double> log_weights) {
+  std::vector<double> w(log_weights.size(), 0.0);
+  const double lse = logsumexp(log_weights);
+  if (!(lse > neg_inf)) return w;
+  for (std::size_t k = 0; k < w.size(); ++k) w[k] = std::exp(log_weights[k] - lse);
+  return w;
+}
+
+/// Draws n exact samples.
+template <class Exact, RandomEngine Engine>
+std::vector<token_sequence> exact_samples(Exact& exact, std::size_t n, Engine& rng) {
+  std::vector<token_sequence> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(exact.sample(rng));
+  return out;
+}
+
+/// Adds -sum_k w_k log psi_t(s^k_{1:t}) / n_k over every trainable step (the positive phase shared by
+/// CTL and DPG: n_k = 1 for CTL's sum over t) and accumulates its gradient; returns the loss term.
+template <class Twist>
+double accumulate_positive_phase(Twist& twist, const recorded_pass& pass, std::span<const double> weights,
+                                 std::vector<sparse_coefficient>& entries) {
+  double loss = 0.0;
+  for (const auto& s : pass.steps) {
+    if (!s.psi_trainable) continue;
+    entries.clear();
+    for (std::size_t k = 0; k < s.proposed.size(); ++k) {
+      if (!s.proposed[k] || weights[k] == 0.0) continue;
+      loss -= weights[k] * s.log_psi_chosen[k];
+      entries.push_back({k, s.tokens[k], -weights[k]});
+    }
+    twist.accumulate_sparse(s.step, entries);
+  }
+  return loss;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// CTL
+// ---------------------------------------------------------------------------------------------
+
+/// @brief Contrastive twist learning (Zhao et al. 2024, Section 4.1, Eqs. 21-22): minimises
+/// sum_t KL(sigma(s_{1:t}) || pi_t(s_{1:t})), whose gradient is
+/// sum_t E_{pi_t}[grad log psi_t] - E_{sigma}[grad log psi_t].
+///
+/// Negatives: one SIS run with the twist-induced proposal; at step t each particle's weight
+/// targeting pi_t normalises over the batch, and the expectation over the last token s_t is
+/// taken exactly over the V candidates: sum_k wbar_k sum_v q_t(v | s^k_{<t}) grad log psi_t(s^k_{<t}, v).
+/// Positives: the same run's final (phi-based) weights, with each sequence truncated to t
+/// (approximate), or exact samples from an ExactSampler with uniform weights. psi_T is trained
+/// too (unless the potential's next-token form replaces it). With end tokens, pi_t holds the
+/// particles still generating at t (mass p0 psi_t) and those finished earlier (mass p0 phi).
+///
+/// The loss reported is sum_t [log Zhat_t - E_pos log psi_t(s_{1:t})], equal to
+/// sum_t KL(sigma_t || pi_t) up to a constant when the expectations are exact.
+/// @tparam Exact no_exact_sampler (approximate positives) or an ExactSampler
+template <class Exact = no_exact_sampler>
+class ctl {
+ public:
+  /// @brief The objective's name.
+  static constexpr const char* name = "CTL";
+  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+
+  /// @brief A batch: negatives with the constants of their weights, positives with weights.
+  struct batch {
+    recorded_pass negatives;                               ///< the SIS run (proposal rows kept)
+    std::vector<std::vector<double>> log_constants;        ///< [t-1][k]: log wbar numerator minus the particle's log Z^pi_t where it proposed
+    std::vector<token_sequence> positives;                 ///< exact samples (empty: the negatives' own sequences)
+    std::vector<double> positive_weights;                  ///< normalised weights of the positives
+    bool fresh = false;                                    ///< the negatives' records are the twist's current ones
+  };
+
+  /// @brief Approximate positives.
+  ctl()
+    requires(!exact_positives)
+  = default;
+  /// @brief Exact positives: `count` exact samples per update.
+  /// @throw tsmc::invalid_argument if count is 0
+  ctl(Exact& exact, std::size_t count)
+    requires exact_positives
+      : exact_(&exact), count_(count) {
+    check_positive("ctl::ctl", "count", count);
+  }
+
+  /// @brief Draws a batch: one recorded twisted SIS run (and exact samples).
+  template <class Problem, RandomEngine Engine>
+  batch sample(Problem& problem, Engine& rng) {
+    batch b;
+    b.negatives = problem.sample(proposal_type::twisted, true, rng);
+    b.log_constants.resize(b.negatives.steps.size());
+    for (std::size_t i = 0; i < b.negatives.steps.size(); ++i) {
+      const auto& s = b.negatives.steps[i];
+      auto& c = b.log_constants[i];
+      c.resize(s.proposed.size());
+      for (std::size_t k = 0; k < c.size(); ++k)
+        c[k] = s.proposed[k] ? (s.log_normalizers[k] > neg_inf ? s.log_target_weights[k] - s.log_normalizers[k] : neg_inf)
+                             : s.log_target_weights[k];
+    }
+    if constexpr (exact_positives) {
+      b.positives = detail::exact_samples(*exact_, count_, rng);
+      b.positive_weights.assign(count_, 1.0 / static_cast<double>(count_));
+    } else {
+      b.positive_weights = detail::normalized(b.negatives.result.log_weights);
+    }
+    b.fresh = true;
+    return b;
+  }
+
+  /// @brief Evaluates the loss on the batch and accumulates its gradient into the twist.
+  template <class Problem, RandomEngine Engine>
+  objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
+    auto& twist = problem.twist();
+    const recorded_pass evaluated =
+        b.fresh ? recorded_pass{} : problem.evaluate(std::span<const token_sequence>(b.negatives.result.sequences), true, rng);
+    const recorded_pass& neg = b.fresh ? b.negatives : evaluated;
+    b.fresh = false;
+    double loss = accumulate_negatives(twist, neg, b.log_constants);
+    if constexpr (exact_positives) {
+      const recorded_pass pos = problem.evaluate(std::span<const token_sequence>(b.positives), false, rng);
+      loss += detail::accumulate_positive_phase(twist, pos, b.positive_weights, entries_);
+    } else {
+      loss += detail::accumulate_positive_phase(twist, neg, b.positive_weights, entries_);
+    }
+    return {loss, effective_sample_size(std::span<const double>(b.negatives.result.log_weights))};
+  }
+
+  /// @brief The negative phase alone: adds sum_t log sum_k exp(c_k + [proposed] log Z^pi_t(k))
+  /// to the loss and its gradient sum_k wbar_k q_t(. | k) into the twist, for a recorded pass
+  /// (proposal rows kept) and constants log c [t-1][k]. Exposed for exact checks: with
+  /// c_k = p0(s^k) over every sequence of an enumerable problem it is sum_t log Z_t exactly.
+  template <class Twist>
+  double accumulate_negatives(Twist& twist, const recorded_pass& pass,
+                              const std::vector<std::vector<double>>& log_constants) {
+    double loss = 0.0;
+    for (std::size_t i = 0; i < pass.steps.size(); ++i) {
+      const auto& s = pass.steps[i];
+      if (!s.psi_trainable) continue;
+      const std::size_t K = s.proposed.size();
+      check_argument(i < log_constants.size() && log_constants[i].size() == K, "ctl::accumulate_negatives",
+                     "log_constants", "must have one row of K values per recorded step", i);
+      log_a_.resize(K);
+      for (std::size_t k = 0; k < K; ++k)
+        log_a_[k] = log_constants[i][k] + (s.proposed[k] ? s.log_normalizers[k] : 0.0);
+      const double lse = logsumexp(std::span<const double>(log_a_));
+      if (!(lse > neg_inf)) continue;
+      loss += lse;
+      coefficients_ = log_prob_matrix::Zero(static_cast<Eigen::Index>(K), s.proposal.cols());
+      for (std::size_t k = 0; k < K; ++k)
+        if (s.proposed[k] && log_a_[k] > neg_inf)
+          coefficients_.row(static_cast<Eigen::Index>(k)) =
+              std::exp(log_a_[k] - lse) * s.proposal.row(static_cast<Eigen::Index>(k));
+      twist.accumulate_dense(s.step, coefficients_);
+    }
+    return loss;
+  }
+
+ private:
+  Exact* exact_ = nullptr;
+  std::size_t count_ = 0;
+  std::vector<double> log_a_;
+  log_prob_matrix coefficients_;
+  std::vector<sparse_coefficient> entries_;
+};
+
+/// @brief CTL with exact positives from `exact`.
+template <class Exact>
+ctl(Exact&, std::size_t) -> ctl<Exact>;
+
+// ---------------------------------------------------------------------------------------------
+// RL / soft Q-learning
+// ---------------------------------------------------------------------------------------------
+
+/// @brief Options of the RL objective.
+struct rl_options {
+  /// @brief Targets below this are raised to it: an indicator potential has log phi = -inf,
+  /// which no squared error can reach (> -inf).
+  double min_log_target = -30.0;
+};
+
+/// @brief Soft Q-learning (Zhao et al. 2024, Table 1, "RL"): regresses log psi_t(s_{1:t}) onto
+/// the constant target logsumexp_v[log p0(v | s_{1:t}) + log psi_{t+1}(s_{1:t}, v)] (the next
+/// step's twisted normaliser) for t < T, and log phi(s) at the step where s finished; squared
+/// error averaged over each sequence's steps and over the batch, samples from the twisted
+/// proposal with uniform weights. Loss = (1/K) sum_k (1/n_k) sum_t (log psi_t - target)^2 / 2.
+class rl {
+ public:
+  /// @brief The objective's name.
+  static constexpr const char* name = "RL";
+
+  /// @brief A batch: the sampled sequences and their targets.
+  struct batch {
+    recorded_pass samples;                         ///< the twisted SIS run
+    std::vector<std::vector<double>> targets;      ///< [t-1][k], NaN where no regression
+    bool fresh = false;                            ///< the samples' records are the twist's current ones
+  };
+
+  /// @brief With default options.
+  rl() = default;
+  /// @brief With options.
+  /// @throw tsmc::invalid_argument if min_log_target is NaN or -inf
+  explicit rl(rl_options options) : options_(options) {
+    check_argument(std::isfinite(options.min_log_target), "rl::rl", "options.min_log_target", "must be finite",
+                   options.min_log_target);
+  }
+
+  /// @brief Draws a batch: one recorded twisted SIS run and its targets.
+  template <class Problem, RandomEngine Engine>
+  batch sample(Problem& problem, Engine& rng) {
+    batch b;
+    b.samples = problem.sample(proposal_type::twisted, false, rng);
+    const auto& steps = b.samples.steps;
+    b.targets.assign(steps.size(), {});
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto& s = steps[i];
+      auto& target = b.targets[i];
+      target.assign(s.proposed.size(), std::numeric_limits<double>::quiet_NaN());
+      if (!s.psi_trainable) continue;
+      for (std::size_t k = 0; k < target.size(); ++k) {
+        if (!s.proposed[k]) continue;
+        double value;
+        if (s.finished[k])
+          value = s.log_phi[k];
+        else if (i + 1 < steps.size())
+          value = steps[i + 1].log_normalizers[k];
+        else
+          continue;  // an observer stopped the run: no target
+        target[k] = std::max(value, options_.min_log_target);
+      }
+    }
+    b.fresh = true;
+    return b;
+  }
+
+  /// @brief Evaluates the loss on the batch and accumulates its gradient into the twist.
+  template <class Problem, RandomEngine Engine>
+  objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
+    auto& twist = problem.twist();
+    const recorded_pass evaluated =
+        b.fresh ? recorded_pass{} : problem.evaluate(std::span<const token_sequence>(b.samples.result.sequences), false, rng);
+    const recorded_pass& pass = b.fresh ? b.samples : evaluated;
+    b.fresh = false;
+    const std::size_t K = b.samples.result.sequences.size();
+    std::vector<double> scale(K, 0.0);
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t n = pass.trainable_steps(k);
+      scale[k] = n == 0 ? 0.0 : 1.0 / (static_cast<double>(K) * static_cast<double>(n));
+    }
+    double loss = 0.0;
+    for (std::size_t i = 0; i < pass.steps.size(); ++i) {
+      const auto& s = pass.steps[i];
+      if (!s.psi_trainable) continue;
+      entries_.clear();
+      for (std::size_t k = 0; k < K; ++k) {
+        if (!s.proposed[k] || std::isnan(b.targets[i][k])) continue;
+        const double residual = s.log_psi_chosen[k] - b.targets[i][k];
+        loss += 0.5 * scale[k] * residual * residual;
+        entries_.push_back({k, s.tokens[k], scale[k] * residual});
+      }
+      twist.accumulate_sparse(s.step, entries_);
+    }
+    return {loss, effective_sample_size(std::span<const double>(b.samples.result.log_weights))};
+  }
+
+ private:
+  rl_options options_{};
+  std::vector<sparse_coefficient> entries_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// SIXO
+// ---------------------------------------------------------------------------------------------
+
+/// @brief SIXO (Lawson et al. 2022; Zhao et al. 2024, Table 1): log psi_t is the log-odds of a
+/// classifier of positives against samples from p0, per t:
+/// loss = -[sum_j w_j mean_t log sigmoid(log psi_t(s^j)) + (1/K) sum_k mean_t log(1 - sigmoid(log psi_t(s'^k)))].
+/// Negatives s' are one SIS run from p0; positives are the same samples weighted by phi
+/// (approximate; no positive term when phi is 0 on the whole batch) or exact samples.
+/// @tparam Exact no_exact_sampler or an ExactSampler
+template <class Exact = no_exact_sampler>
+class sixo {
+ public:
+  /// @brief The objective's name.
+  static constexpr const char* name = "SIXO";
+  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+
+  /// @brief A batch: samples from p0 and positives.
+  struct batch {
+    std::vector<token_sequence> negatives;     ///< samples from p0
+    std::vector<token_sequence> positives;     ///< exact samples (empty: the negatives, weighted by phi)
+    std::vector<double> positive_weights;      ///< normalised
+    double ess = 0.0;                          ///< ESS of the phi weights of the p0 samples
+  };
+
+  /// @brief Approximate (phi-weighted) positives.
+  sixo()
+    requires(!exact_positives)
+  = default;
+  /// @brief Exact positives: `count` per update.
+  /// @throw tsmc::invalid_argument if count is 0
+  sixo(Exact& exact, std::size_t count)
+    requires exact_positives
+      : exact_(&exact), count_(count) {
+    check_positive("sixo::sixo", "count", count);
+  }
+
+  /// @brief Draws a batch: one SIS run from p0 (and exact samples).
+  template <class Problem, RandomEngine Engine>
+  batch sample(Problem& problem, Engine& rng) {
+    batch b;
+    recorded_pass p0 = problem.sample(proposal_type::base, false, rng);
+    b.negatives = std::move(p0.result.sequences);
+    b.ess = effective_sample_size(std::span<const double>(p0.result.log_weights));
+    if constexpr (exact_positives) {
+      b.positives = detail::exact_samples(*exact_, count_, rng);
+      b.positive_weights.assign(count_, 1.0 / static_cast<double>(count_));
+    } else {
+      b.positive_weights = detail::normalized(p0.result.log_weights);
+    }
+    return b;
+  }
+
+  /// @brief Evaluates the loss on the batch and accumulates its gradient into the twist.
+  template <class Problem, RandomEngine Engine>
+  objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
+    auto& twist = problem.twist();
+    const std::size_t K = b.negatives.size();
+    const recorded_pass neg = problem.evaluate(std::span<const token_sequence>(b.negatives), false, rng);
+    std::vector<double> negative_weights(K, 1.0 / static_cast<double>(K));
+    double loss = 0.0;
+    if constexpr (exact_positives) {
+      loss += phase(twist, neg, negative_weights, false);
+      const recorded_pass pos = problem.evaluate(std::span<const token_sequence>(b.positives), false, rng);
+      loss += phase(twist, pos, b.positive_weights, true);
+    } else {
+      loss += phase(twist, neg, negative_weights, false);
+      loss += phase(twist, neg, b.positive_weights, true);
+    }
+    return {loss, b.ess};
+  }
+
+ private:
+  /// -sum_k w_k mean_t log sigmoid(+-log psi) and its gradient.
+  template <class Twist>
+  double phase(Twist& twist, const recorded_pass& pass, std::span<const double> weights, bool positive) {
+    double loss = 0.0;
+    const double sign = positive ? 1.0 : -1.0;
+    for (const auto& s : pass.steps) {
+      if (!s.psi_trainable) continue;
+      entries_.clear();
+      for (std::size_t k = 0; k < s.proposed.size(); ++k) {
+        if (!s.proposed[k] || weights[k] == 0.0) continue;
+        const double w = weights[k] / static_cast<double>(pass.trainable_steps(k));
+        const double f = s.log_psi_chosen[k];
+        loss -= w * log_sigmoid(sign * f);
+        // d/df -w log sigmoid(sign f) = -w sign sigmoid(-sign f)
+        entries_.push_back({k, s.tokens[k], -w * sign * sigmoid(-sign * f)});
+      }
+      twist.accumulate_sparse(s.step, entries_);
+    }
+    return loss;
+  }
+
+  Exact* exact_ = nullptr;
+  std::size_t count_ = 0;
+  std::vector<sparse_coefficient> entries_;
+};
+
+/// @brief SIXO with exact positives from `exact`.
+template <class Exact>
+sixo(Exact&, std::size_t) -> sixo<Exact>;
+
+// ---------------------------------------------------------------------------------------------
+// FUDGE
+// ---------------------------------------------------------------------------------------------
+
+/// @brief FUDGE (Yang and Klein 2021; Zhao et al. 2024, Table 1): psi_t = sigmoid(g_t) is a
+/// classifier of the label phi(s) (a probability in [0, 1]) from prefixes of samples s ~ p0:
+/// loss = (1/K) sum_k mean_t BCE(sigmoid(g_t(s^k_{1:t})), phi(s^k)). The twist must be a
+/// sigmoid_twist (it trains the logit g).
+class fudge {
+ public:
+  /// @brief The objective's name.
+  static constexpr const char* name = "FUDGE";
+
+  /// @brief A batch: samples from p0 and their labels.
+  struct batch {
+    std::vector<token_sequence> samples;  ///< from p0
+    std::vector<double> labels;           ///< phi(s) in [0, 1]
+    double ess = 0.0;                     ///< ESS of the phi weights of the samples
+  };
+
+  /// @brief Draws a batch: one SIS run from p0, labelled by phi.
+  /// @throw tsmc::invalid_argument if phi of a sample exceeds 1
+  template <class Problem, RandomEngine Engine>
+  batch sample(Problem& problem, Engine& rng) {
+    batch b;
+    recorded_pass p0 = problem.sample(proposal_type::base, false, rng);
+    b.samples = std::move(p0.result.sequences);
+    b.ess = effective_sample_size(std::span<const double>(p0.result.log_weights));
+    b.labels.assign(b.samples.size(), 0.0);
+    for (const auto& s : p0.steps)
+      for (std::size_t k = 0; k < s.finished.size(); ++k)
+        if (s.finished[k]) {
+          const double y = std::exp(s.log_phi[k]);
+          check_argument(y <= 1.0 + 1e-12, "fudge::sample", "phi of sample " + std::to_string(k),
+                         "must be a probability in [0, 1] (FUDGE's label)", y);
+          b.labels[k] = std::min(y, 1.0);
+        }
+    return b;
+  }
+
+  /// @brief Evaluates the loss on the batch and accumulates its gradient into the twist.
+  template <class Problem, RandomEngine Engine>
+  objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
+    auto& twist = problem.twist();
+    static_assert(requires(std::size_t t, std::span<const sparse_coefficient> e) {
+      twist.accumulate_logit_sparse(t, e);
+      twist.recorded_logit(t, t, token{0});
+    }, "tsmc::fudge: the twist must be a tsmc::sigmoid_twist (FUDGE trains psi = sigmoid(g))");
+    const std::size_t K = b.samples.size();
+    const recorded_pass pass = problem.evaluate(std::span<const token_sequence>(b.samples), false, rng);
+    double loss = 0.0;
+    for (const auto& s : pass.steps) {
+      if (!s.psi_trainable) continue;
+      entries_.clear();
+      for (std::size_t k = 0; k < K; ++k) {
+        if (!s.proposed[k]) continue;
+        const double w = 1.0 / (static_cast<double>(K) * static_cast<double>(pass.trainable_steps(k)));
+        const double g = twist.recorded_logit(s.step, k, s.tokens[k]);
+        const double y = b.labels[k];
+        loss -= w * (y * log_sigmoid(g) + (1.0 - y) * log_sigmoid(-g));
+        entries_.push_back({k, s.tokens[k], w * (sigmoid(g) - y)});
+      }
+      twist.accumulate_logit_sparse(s.step, entries_);
+    }
+    return {loss, b.ess};
+  }
+
+ private:
+  std::vector<sparse_coefficient> entries_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// DPG
+// ---------------------------------------------------------------------------------------------
+
+/// @brief Distributional policy gradient (Khalifa et al. 2021; Zhao et al. 2024, Table 1): the
+/// head is trained as a proposal q = softmax(log p0 + log psi), minimising KL(sigma || q) with
+/// the self-normalised gradient -sum_k W_k sum_t [grad log psi_t(s^k_{1:t}) - sum_v q_t(v | s^k_{<t})
+/// grad log psi_t(s^k_{<t}, v)], W the twisted SIS run's final weights (or exact samples with
+/// uniform weights). The loss reported is the cross-entropy -sum_k W_k log q(s^k).
+/// @tparam Exact no_exact_sampler or an ExactSampler
+template <class Exact = no_exact_sampler>
+class dpg {
+ public:
+  /// @brief The objective's name.
+  static constexpr const char* name = "DPG";
+  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+
+  /// @brief A batch: sequences and their self-normalised weights.
+  struct batch {
+    recorded_pass samples;               ///< the twisted SIS run (proposal rows kept)
+    std::vector<token_sequence> exact;   ///< exact samples (empty: the SIS run's)
+    std::vector<double> weights;         ///< normalised
+    bool fresh = false;                  ///< the samples' records are the twist's current ones
+  };
+
+  /// @brief SNIS weights from a twisted SIS run.
+  dpg()
+    requires(!exact_positives)
+  = default;
+  /// @brief Exact samples: `count` per update.
+  /// @throw tsmc::invalid_argument if count is 0
+  dpg(Exact& exact, std::size_t count)
+    requires exact_positives
+      : exact_(&exact), count_(count) {
+    check_positive("dpg::dpg", "count", count);
+  }
+
+  /// @brief Draws a batch.
+  template <class Problem, RandomEngine Engine>
+  batch sample(Problem& problem, Engine& rng) {
+    batch b;
+    if constexpr (exact_positives) {
+      b.exact = detail::exact_samples(*exact_, count_, rng);
+      b.weights.assign(count_, 1.0 / static_cast<double>(count_));
+    } else {
+      b.samples = problem.sample(proposal_type::twisted, true, rng);
+      b.weights = detail::normalized(b.samples.result.log_weights);
+      b.fresh = true;
+    }
+    return b;
+  }
+
+  /// @brief Evaluates the loss on the batch and accumulates its gradient into the twist.
+  template <class Problem, RandomEngine Engine>
+  objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
+    auto& twist = problem.twist();
+    const std::span<const token_sequence> sequences(exact_positives ? b.exact : b.samples.result.sequences);
+    const recorded_pass evaluated = b.fresh ? recorded_pass{} : problem.evaluate(sequences, true, rng);
+    const recorded_pass& pass = b.fresh ? b.samples : evaluated;
+    b.fresh = false;
+    double loss = 0.0;
+    for (std::size_t k = 0; k < b.weights.size(); ++k)
+      if (b.weights[k] > 0.0) loss -= b.weights[k] * pass.result.log_proposal[k];
+    detail::accumulate_positive_phase(twist, pass, b.weights, entries_);
+    for (const auto& s : pass.steps) {
+      if (!s.psi_trainable) continue;
+      coefficients_ = log_prob_matrix::Zero(static_cast<Eigen::Index>(s.proposed.size()), s.proposal.cols());
+      for (std::size_t k = 0; k < s.proposed.size(); ++k)
+        if (s.proposed[k] && b.weights[k] > 0.0)
+          coefficients_.row(static_cast<Eigen::Index>(k)) = b.weights[k] * s.proposal.row(static_cast<Eigen::Index>(k));
+      twist.accumulate_dense(s.step, coefficients_);
+    }
+    const double ess = exact_positives ? static_cast<double>(b.weights.size())
+                                       : effective_sample_size(std::span<const double>(b.samples.result.log_weights));
+    return {loss, ess};
+  }
+
+ private:
+  Exact* exact_ = nullptr;
+  std::size_t count_ = 0;
+  log_prob_matrix coefficients_;
+  std::vector<sparse_coefficient> entries_;
+};
+
+/// @brief DPG with exact samples from `exact`.
+template <class Exact>
+dpg(Exact&, std::size_t) -> dpg<Exact>;
+
+}  // namespace tsmc

@@ -1,0 +1,206 @@
+// Twist-learning objectives against exact answers: the CTL update with exact expectations equals
+// minus the gradient of sum_t KL(sigma_t || pi_t) (finite differences of the enumerated KLs);
+// every objective's update is the gradient of its own loss on a fixed batch; reusing the sampling
+// run's records gives the same update as evaluating the batch again; the tabular twist.
+#include "learning/learning_fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace tsmc_test;
+
+namespace {
+
+/// sum_t KL(sigma_t || pi_t) by enumeration, for the twist's current parameters (Section 4.1).
+/// States at step t: the prefix s_{1:t} of a sequence at least t long (pi mass p0 psi_t), or a
+/// sequence that finished before t (pi mass p0 phi).
+double exact_ctl_objective(const learning_toy& toy, const tabular_twist& twist) {
+  const auto& sol = toy.solution;
+  const auto sequences = sol.sequences();
+  const auto log_sigma = sol.log_sigma();
+  const auto log_phi = sol.log_phi();
+  const auto log_p0 = sol.log_p0_of_sequences();
+  double total = 0.0;
+  for (std::size_t t = 1; t <= sol.horizon(); ++t) {
+    std::map<token_sequence, std::pair<double, double>> states;  // state -> (pi~ mass, sigma mass)
+    for (std::size_t i = 0; i < sequences.size(); ++i) {
+      const auto& s = sequences[i];
+      if (s.size() >= t) {
+        const token_sequence prefix(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(t));
+        auto& st = states[prefix];
+        st.first += std::exp(log_p0[i]);  // summed over completions: p0(prefix)
+        st.second += std::exp(log_sigma[i]);
+      } else {
+        auto& st = states[s];
+        st.first += std::exp(log_p0[i] + log_phi[i]);
+        st.second += std::exp(log_sigma[i]);
+      }
+    }
+    double z = 0.0;
+    std::map<token_sequence, double> pi_mass;
+    for (auto& [state, masses] : states) {
+      const bool generating = state.size() == t && !(state.size() < t);
+      const bool finished_before = state.size() < t;
+      double mass = masses.first;
+      if (generating && !finished_before) mass *= std::exp(twist.log_value(state));
+      pi_mass[state] = mass;
+      z += mass;
+    }
+    for (auto& [state, masses] : states)
+      if (masses.second > 0.0) total += masses.second * (std::log(masses.second) - std::log(pi_mass[state] / z));
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("tabular_twist: one parameter per prefix, recorded rows, dense and sparse accumulation", "[learning]") {
+  tabular_twist twist(3, 2);
+  CHECK(twist.size() == 3 + 9);
+  CHECK(twist.index_of(token_sequence{2}) == 2);
+  CHECK(twist.index_of(token_sequence{1, 2}) == 3 + 5);
+  twist.set_log_value(token_sequence{1, 2}, 0.5);
+  CHECK(twist.log_value(token_sequence{1, 2}) == 0.5);
+
+  tabular_model model(3, 1);
+  const std::vector<token_sequence> prefixes{{1}, {0}};
+  const std::vector<std::uint8_t> active{1, 0};
+  const token_sequence prompt{0};
+  const step_context<tabular_model> ctx{2, 2, prompt, prefixes, active, model};
+  log_prob_matrix out(2, 3);
+  twist.set_recording(true);
+  twist.log_twist(ctx, out);
+  CHECK(out(0, 2) == 0.5);
+  CHECK(out.row(1).isZero());
+  CHECK(twist.has_record(2));
+  CHECK_FALSE(twist.has_record(1));
+
+  log_prob_matrix c = log_prob_matrix::Constant(2, 3, 1.0);
+  twist.zero_gradient();
+  twist.accumulate_dense(2, c);
+  const std::vector<sparse_coefficient> e{{0, 2, 0.25}};
+  twist.accumulate_sparse(2, e);
+  CHECK(twist.gradient()[3 + 3] == 1.0);
+  CHECK(twist.gradient()[3 + 5] == 1.25);
+  CHECK(twist.gradient().sum() == 3.25);  // the finished row contributes nothing
+
+  CHECK_THROWS_WITH(twist.accumulate_dense(1, c), Catch::Contains("step") && Catch::Contains("was not recorded"));
+  const std::vector<sparse_coefficient> finished_row{{1, 0, 1.0}};
+  CHECK_THROWS_WITH(twist.accumulate_sparse(2, finished_row), Catch::Contains("entry.particle"));
+  CHECK_THROWS_WITH(twist.accumulate_dense(2, log_prob_matrix::Zero(3, 3)), Catch::Contains("coefficients.rows()"));
+  CHECK_THROWS_WITH(tabular_twist(0, 2), Catch::Contains("vocab_size"));
+  CHECK_THROWS_WITH(tabular_twist(1000, 4), Catch::Contains("2^24"));
+  const step_context<tabular_model> late{3, 3, prompt, prefixes, active, model};
+  CHECK_THROWS_WITH(twist.log_twist(late, out), Catch::Contains("ctx.step"));
+}
+
+TEST_CASE("CTL with exact expectations is minus the gradient of sum_t KL(sigma_t || pi_t)", "[learning]") {
+  for (const bool end_token : {false, true}) {
+    INFO("end token " << end_token);
+    learning_toy toy(end_token, 11);
+    tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+    randomize(twist, 5, 0.7);
+    auto lp = toy.learning(twist, toy.solution.sequences().size());
+    default_engine rng(1);
+
+    // Every sequence once; negatives weighted by p0(s) (so each prefix carries its p0 mass), positives by sigma(s).
+    const std::vector<token_sequence> all(toy.solution.sequences().begin(), toy.solution.sequences().end());
+    const auto log_p0 = toy.solution.log_p0_of_sequences();
+    const auto log_phi = toy.solution.log_phi();
+    const auto log_sigma = toy.solution.log_sigma();
+    tsmc::ctl<> objective;
+    twist.zero_gradient();
+    const recorded_pass pass = lp.evaluate(std::span<const token_sequence>(all), true, rng);
+    std::vector<std::vector<double>> constants(pass.steps.size());
+    for (std::size_t i = 0; i < pass.steps.size(); ++i)
+      for (std::size_t k = 0; k < all.size(); ++k)
+        constants[i].push_back(all[k].size() > i ? log_p0[k] : log_p0[k] + log_phi[k]);
+    std::vector<double> sigma(all.size());
+    for (std::size_t k = 0; k < all.size(); ++k) sigma[k] = std::exp(log_sigma[k]);
+    std::vector<sparse_coefficient> scratch;
+    const double surrogate = objective.accumulate_negatives(twist, pass, constants) +
+                             tsmc::detail::accumulate_positive_phase(twist, pass, sigma, scratch);
+    const Eigen::VectorXd gradient = twist.gradient();
+
+    const double h = 1e-5;
+    double worst = 0.0;
+    for (Eigen::Index i = 0; i < twist.values().size(); ++i) {
+      const double saved = twist.values()[i];
+      twist.values()[i] = saved + h;
+      const double up = exact_ctl_objective(toy, twist);
+      twist.values()[i] = saved - h;
+      const double down = exact_ctl_objective(toy, twist);
+      twist.values()[i] = saved;
+      worst = std::max(worst, std::abs((up - down) / (2 * h) - gradient[i]));
+    }
+    INFO("surrogate " << surrogate << ", exact " << exact_ctl_objective(toy, twist));
+    CHECK(worst < 1e-6);
+    CHECK(gradient.norm() > 1e-2);  // the check is not vacuous
+  }
+}
+
+TEST_CASE("each objective's update is the gradient of its own loss on a fixed batch", "[learning]") {
+  learning_toy toy(true, 23);
+  default_engine rng(3);
+
+  auto check = [&](auto& twist, auto& objective, auto& lp, const char* name) {
+    INFO(name);
+    auto batch = objective.sample(lp, rng);
+    twist.zero_gradient();
+    const double loss = objective.accumulate(lp, batch, rng).loss;  // fresh: reuses the sampling run
+    auto blocks = twist.parameters();
+    const Eigen::VectorXd fresh_gradient = blocks[0].gradient;
+    twist.zero_gradient();
+    const double again = objective.accumulate(lp, batch, rng).loss;  // evaluated again along the batch
+    const Eigen::VectorXd gradient = blocks[0].gradient;
+    CHECK(again == Approx(loss).epsilon(1e-12));
+    CHECK((gradient - fresh_gradient).cwiseAbs().maxCoeff() < 1e-12);
+    const double h = 1e-5;
+    double worst = 0.0;
+    for (Eigen::Index i = 0; i < blocks[0].values.size(); ++i) {
+      const double saved = blocks[0].values[i];
+      blocks[0].values[i] = saved + h;
+      const double up = objective.accumulate(lp, batch, rng).loss;
+      blocks[0].values[i] = saved - h;
+      const double down = objective.accumulate(lp, batch, rng).loss;
+      blocks[0].values[i] = saved;
+      worst = std::max(worst, std::abs((up - down) / (2 * h) - gradient[i]));
+    }
+    CHECK(worst < 1e-6);
+    CHECK(gradient.norm() > 1e-3);
+  };
+
+  {
+    tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+    randomize(twist, 8, 0.5);
+    auto lp = toy.learning(twist, 16);
+    tsmc::ctl<> approximate;
+    check(twist, approximate, lp, "CTL, approximate positives");
+    auto exact = enumeration_sampler(toy.solution);
+    tsmc::ctl exact_ctl(exact, 8);
+    check(twist, exact_ctl, lp, "CTL, exact positives");
+    tsmc::rl rl_objective;
+    check(twist, rl_objective, lp, "RL");
+    tsmc::sixo<> sixo_objective;
+    check(twist, sixo_objective, lp, "SIXO");
+    tsmc::sixo exact_sixo(exact, 8);
+    check(twist, exact_sixo, lp, "SIXO, exact positives");
+    tsmc::dpg<> dpg_objective;
+    check(twist, dpg_objective, lp, "DPG");
+    tsmc::dpg exact_dpg(exact, 8);
+    check(twist, exact_dpg, lp, "DPG, exact samples");
+  }
+  {
+    // FUDGE needs phi in [0, 1]: a class probability.
+    learning_toy_t<soft_classifier> classifier_toy(true, 29, soft_classifier::random(3, 4, 1.5));
+    sigmoid_twist<tabular_twist> twist(tabular_twist(3, classifier_toy.problem.horizon));
+    randomize(twist.inner(), 9, 0.5);
+    auto lp = classifier_toy.learning(twist, 16);
+    tsmc::fudge objective;
+    check(twist, objective, lp, "FUDGE");
+  }
+}
