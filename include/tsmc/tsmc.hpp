@@ -22,7 +22,13 @@
 #include <tsmc/smc/sampler.hpp>
 #include <tsmc/smc/stateless_model.hpp>
 
+#include <tsmc/twists/features.hpp>
+#include <tsmc/twists/mlp_twist.hpp>
 #include <tsmc/twists/no_twist.hpp>
+#include <tsmc/twists/trainable.hpp>
+
+#include <tsmc/learning/adam.hpp>
+#include <tsmc/learning/parameter_io.hpp>
 
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/exact_samplers.hpp>
