@@ -25,10 +25,9 @@
 #include <tsmc/twists/features.hpp>
 #include <tsmc/twists/mlp_twist.hpp>
 #include <tsmc/twists/no_twist.hpp>
+#include <tsmc/twists/sigmoid_twist.hpp>
+#include <tsmc/twists/tabular_twist.hpp>
 #include <tsmc/twists/trainable.hpp>
-
-#include <tsmc/learning/adam.hpp>
-#include <tsmc/learning/parameter_io.hpp>
 
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/exact_samplers.hpp>
@@ -36,6 +35,13 @@
 #include <tsmc/bounds/report.hpp>
 #include <tsmc/bounds/sweep.hpp>
 
+#include <tsmc/learning/adam.hpp>
+#include <tsmc/learning/objectives.hpp>
+#include <tsmc/learning/parameter_io.hpp>
+#include <tsmc/learning/problem.hpp>
+#include <tsmc/learning/trainer.hpp>
+
 #include <tsmc/testing/enumeration.hpp>
+#include <tsmc/testing/proposal_kl.hpp>
 #include <tsmc/testing/toy_model.hpp>
 #include <tsmc/testing/toy_potentials.hpp>

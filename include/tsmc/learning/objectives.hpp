@@ -450,8 +450,9 @@ class fudge {
       for (std::size_t k = 0; k < s.finished.size(); ++k)
         if (s.finished[k]) {
           const double y = std::exp(s.log_phi[k]);
-          check_argument(y <= 1.0 + 1e-12, "fudge::sample", "phi of sample " + std::to_string(k),
-                         "must be a probability in [0, 1] (FUDGE's label)", y);
+          if (!(y <= 1.0 + 1e-12))
+            throw_invalid_argument("fudge::sample", "phi of sample " + std::to_string(k),
+                                   "must be a probability in [0, 1] (FUDGE's label)", y);
           b.labels[k] = std::min(y, 1.0);
         }
     return b;

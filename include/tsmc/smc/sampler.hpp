@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -381,22 +382,30 @@ class twisted_smc {
     }
   }
 
-  void check_reference(std::string_view function, std::span<const token> reference, std::string_view name) const {
+  /// Checks that a forced sequence is a finished sequence of the horizon. `index` names
+  /// sequences[index] of a forced run (nullopt: the conditional run's reference); messages are
+  /// built only on failure.
+  void check_reference(std::string_view function, std::span<const token> reference,
+                       std::optional<std::size_t> index) const {
     const std::size_t vocab = model_.vocab_size();
     const std::size_t horizon = options_.horizon;
-    const std::string label(name);
-    check_argument(!reference.empty() && reference.size() <= horizon, function, label + ".size()",
-                   "must be in [1, horizon = " + std::to_string(horizon) + "]", reference.size());
-    check_tokens(reference, vocab, function, name);
-    for (std::size_t i = 0; i < reference.size(); ++i) {
-      if (options_.end_token && i + 1 < reference.size())
-        check_argument(reference[i] != *options_.end_token, function, label + "[" + std::to_string(i) + "]",
-                       "must not be the end token before the reference's last position", reference[i]);
+    const auto label = [&index] {
+      return index ? "sequences[" + std::to_string(*index) + "]" : std::string("reference");
+    };
+    if (reference.empty() || reference.size() > horizon)
+      throw_invalid_argument(function, label() + ".size()", "must be in [1, horizon = " + std::to_string(horizon) + "]",
+                             reference.size());
+    for (const token x : reference)
+      if (x < 0 || static_cast<std::size_t>(x) >= vocab) check_tokens(reference, vocab, function, label());
+    if (options_.end_token) {
+      for (std::size_t i = 0; i + 1 < reference.size(); ++i)
+        if (reference[i] == *options_.end_token)
+          throw_invalid_argument(function, label() + "[" + std::to_string(i) + "]",
+                                 "must not be the end token before the reference's last position", reference[i]);
     }
-    if (reference.size() < horizon) {
-      check_argument(options_.end_token.has_value() && reference.back() == *options_.end_token, function, label,
-                     "shorter than the horizon must end with the end token; its length is", reference.size());
-    }
+    if (reference.size() < horizon && !(options_.end_token.has_value() && reference.back() == *options_.end_token))
+      throw_invalid_argument(function, label(), "shorter than the horizon must end with the end token; its length is",
+                             reference.size());
   }
 
   template <class Matrix>
@@ -703,7 +712,7 @@ class twisted_smc {
     check_prompt(function, prompt);
     for (std::size_t i = 0; i < forced.size(); ++i)
       check_reference(function, forced[i],
-                      Mode == detail::run_mode::forced ? "sequences[" + std::to_string(i) + "]" : "reference");
+                      Mode == detail::run_mode::forced ? std::optional<std::size_t>(i) : std::nullopt);
 
     run_frame f;
     f.function = function;

@@ -90,8 +90,9 @@ class sigmoid_twist {
   /// @throw tsmc::invalid_argument if step t was not recorded or (k, v) is outside its rows
   [[nodiscard]] double recorded_logit(std::size_t step, std::size_t particle, token candidate) const {
     const auto& g = checked(step, "sigmoid_twist::recorded_logit");
-    check_argument(particle < static_cast<std::size_t>(g.rows()), "sigmoid_twist::recorded_logit", "particle",
-                   "must be < the rows recorded at step " + std::to_string(step), particle);
+    if (particle >= static_cast<std::size_t>(g.rows()))
+      throw_invalid_argument("sigmoid_twist::recorded_logit", "particle",
+                             "must be < the rows recorded at step " + std::to_string(step), particle);
     check_argument(candidate >= 0 && candidate < g.cols(), "sigmoid_twist::recorded_logit", "candidate",
                    "must be in [0, V)", candidate);
     return g(static_cast<Eigen::Index>(particle), candidate);

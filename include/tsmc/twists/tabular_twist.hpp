@@ -87,8 +87,9 @@ class tabular_twist {
     const std::size_t K = ctx.prefixes.size();
     check_size(function, "out.rows()", out.rows(), "the number of prefixes", K);
     check_size(function, "out.cols()", out.cols(), "vocab_size()", vocab_);
-    check_argument(ctx.step >= 1 && ctx.step <= horizon_, function, "ctx.step",
-                   "must be in [1, horizon = " + std::to_string(horizon_) + "]", ctx.step);
+    if (ctx.step < 1 || ctx.step > horizon_)
+      throw_invalid_argument(function, "ctx.step", "must be in [1, horizon = " + std::to_string(horizon_) + "]",
+                             ctx.step);
     std::vector<std::int64_t>* record = nullptr;
     if (recording_) {
       if (records_.size() < ctx.step) records_.resize(ctx.step);
@@ -103,8 +104,9 @@ class tabular_twist {
         continue;
       }
       const auto& prefix = ctx.prefixes[k];
-      check_argument(prefix.size() + 1 == ctx.step, function, "ctx.prefixes[" + std::to_string(k) + "].size()",
-                     "must be ctx.step - 1 = " + std::to_string(ctx.step - 1), prefix.size());
+      if (prefix.size() + 1 != ctx.step)
+        throw_invalid_argument(function, "ctx.prefixes[" + std::to_string(k) + "].size()",
+                               "must be ctx.step - 1 = " + std::to_string(ctx.step - 1), prefix.size());
       const std::size_t first = offsets_[ctx.step] + code_of(prefix) * vocab_;
       out.row(row) = theta_.segment(static_cast<Eigen::Index>(first), V).transpose();
       if (record != nullptr) (*record)[k] = static_cast<std::int64_t>(first);
@@ -144,10 +146,12 @@ class tabular_twist {
     constexpr const char* function = "tabular_twist::accumulate_sparse";
     const auto& record = checked_record(step, function);
     for (const auto& e : entries) {
-      check_argument(e.particle < record.size() && record[e.particle] >= 0, function, "entry.particle",
-                     "must be a row recorded as active at step " + std::to_string(step), e.particle);
-      check_argument(e.candidate >= 0 && static_cast<std::size_t>(e.candidate) < vocab_, function, "entry.candidate",
-                     "must be in [0, " + std::to_string(vocab_) + ")", e.candidate);
+      if (!(e.particle < record.size() && record[e.particle] >= 0))
+        throw_invalid_argument(function, "entry.particle",
+                               "must be a row recorded as active at step " + std::to_string(step), e.particle);
+      if (!(e.candidate >= 0 && static_cast<std::size_t>(e.candidate) < vocab_))
+        throw_invalid_argument(function, "entry.candidate", "must be in [0, " + std::to_string(vocab_) + ")",
+                               e.candidate);
       gradient_[static_cast<Eigen::Index>(record[e.particle] + e.candidate)] += e.value;
     }
   }
