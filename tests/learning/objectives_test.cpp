@@ -4,6 +4,8 @@
 // run's records gives the same update as evaluating the batch again; the tabular twist.
 #include "learning/learning_fixtures.hpp"
 
+#include <tsmc/testing/proposal_kl.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -203,4 +205,71 @@ TEST_CASE("each objective's update is the gradient of its own loss on a fixed ba
     tsmc::fudge objective;
     check(twist, objective, lp, "FUDGE");
   }
+}
+
+namespace {
+
+/// A tabular twist holding log psi*: log sigma(s_{1:t}) + log Z - log p0(s_{1:t}) on every prefix of the tree.
+tabular_twist optimal_tabular_twist(const learning_toy& toy) {
+  const auto& sol = toy.solution;
+  tabular_twist twist(sol.vocab_size(), sol.horizon());
+  token_sequence prefix;
+  auto visit = [&](auto&& self, double log_p0) -> void {
+    std::vector<double> row(sol.vocab_size());  // one per level: the recursion below reuses none
+    toy.model.next_log_probs(toy.problem.prompt, prefix, row);
+    for (token v = 0; v < static_cast<token>(row.size()); ++v) {
+      prefix.push_back(v);
+      const double lp = log_p0 + row[static_cast<std::size_t>(v)];
+      twist.set_log_value(prefix, sol.log_prefix_marginal(prefix) + sol.log_z() - lp);
+      const bool finished = prefix.size() == sol.horizon() || (toy.problem.end_token && v == *toy.problem.end_token);
+      if (!finished) self(self, lp);
+      prefix.pop_back();
+    }
+  };
+  visit(visit, 0.0);
+  return twist;
+}
+
+}  // namespace
+
+TEST_CASE("RL's targets are the soft Bellman recursion: psi* has zero loss and zero gradient", "[learning]") {
+  for (const bool end_token : {false, true}) {
+    INFO("end token " << end_token);
+    learning_toy toy(end_token, 31);
+    tabular_twist twist = optimal_tabular_twist(toy);
+    auto lp = toy.learning(twist, 64);
+    default_engine rng(4);
+    tsmc::rl objective;
+    auto batch = objective.sample(lp, rng);
+    twist.zero_gradient();
+    const double loss = objective.accumulate(lp, batch, rng).loss;
+    CHECK(loss < 1e-20);
+    CHECK(twist.gradient().cwiseAbs().maxCoeff() < 1e-10);
+    // A twist off psi* at one prefix of length 2 has a positive loss there.
+    twist.set_log_value(batch.samples.result.sequences[0], 0.0);
+    const token_sequence& s0 = batch.samples.result.sequences[0];
+    twist.set_log_value(token_sequence(s0.begin(), s0.begin() + 1), twist.log_value(token_sequence(s0.begin(), s0.begin() + 1)) + 0.5);
+    CHECK(objective.accumulate(lp, batch, rng).loss > 1e-3);
+  }
+}
+
+TEST_CASE("exact_proposal_kls: 0 for the optimal twist, the enumerated KLs of p0 for the base proposal", "[learning]") {
+  learning_toy toy(true, 37);
+  tabular_twist optimal = optimal_tabular_twist(toy);
+  twisted_smc twisted(toy.model, optimal, toy.potential,
+                      smc_options{.particles = 1, .horizon = 3, .proposal = proposal_type::twisted, .end_token = 2});
+  const exact_kls at_optimum = exact_proposal_kls(toy.solution, twisted);
+  CHECK(std::abs(at_optimum.q_sigma) < 1e-12);
+  CHECK(std::abs(at_optimum.sigma_q) < 1e-12);
+  CHECK(at_optimum.q_mass == Approx(1.0).epsilon(1e-12));
+  twisted_smc base(toy.model, optimal, toy.potential,
+                   smc_options{.particles = 1, .horizon = 3, .proposal = proposal_type::base, .end_token = 2});
+  const exact_kls of_p0 = exact_proposal_kls(toy.solution, base);
+  CHECK(of_p0.sigma_q == Approx(toy.solution.kl_sigma_q(toy.model)).epsilon(1e-12));
+  CHECK(of_p0.q_sigma == Approx(toy.solution.kl_q_sigma(toy.model)).epsilon(1e-12));
+  CHECK(of_p0.sigma_q > 0.05);
+  CHECK(of_p0.q_sigma > 0.05);
+  CHECK(of_p0.sigma_q != Approx(of_p0.q_sigma).epsilon(1e-3));
+  twisted_smc other_horizon(toy.model, optimal, toy.potential, smc_options{.particles = 1, .horizon = 2, .end_token = 2});
+  CHECK_THROWS_WITH(exact_proposal_kls(toy.solution, other_horizon), Catch::Contains("horizon"));
 }

@@ -217,3 +217,24 @@ TEST_CASE("train: bad input and a non-finite loss stop with clear errors and kee
   log_prob_matrix c = log_prob_matrix::Zero(1, 3);
   CHECK_THROWS_WITH(fresh.accumulate_dense(1, c), Catch::Contains("was not recorded"));
 }
+
+TEST_CASE("train: average_last replaces the parameters by the mean of the last iterates", "[learning]") {
+  learning_toy toy(false, 5);
+  tabular_twist twist(3, 3);
+  auto lp = toy.learning(twist, 8);
+  tsmc::ctl<> objective;
+  struct counting_optimizer {  // iterate n sets every parameter to n
+    double n = 0;
+    void step(std::vector<parameter_block>& blocks) {
+      n += 1;
+      for (auto& b : blocks) b.values.setConstant(n);
+    }
+  } counter;
+  default_engine rng(1);
+  (void)train(lp, objective, counter, training_options{.updates = 5, .average_last = 3}, rng);
+  CHECK((twist.values().array() == 4.0).all());  // (3 + 4 + 5) / 3
+  (void)train(lp, objective, counter, training_options{.updates = 2}, rng);
+  CHECK((twist.values().array() == 7.0).all());
+  CHECK_THROWS_WITH(train(lp, objective, counter, training_options{.updates = 2, .average_last = 3}, rng),
+                    Catch::Contains("options.average_last"));
+}
