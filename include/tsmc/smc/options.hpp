@@ -5,6 +5,7 @@
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/types.hpp>
 
+#include <cmath>
 #include <cstddef>
 #include <optional>
 
@@ -24,6 +25,12 @@ struct smc_options {
   proposal_type proposal = proposal_type::twisted;  ///< base or twist-induced proposal
   std::optional<token> end_token = std::nullopt;///< a token that finishes a particle early, if any
   bool record_genealogy = false;             ///< keep the ancestors of every resampling step
+  /// Check that every row the model writes sums to 1 (exp of the log-probabilities), within
+  /// normalization_tolerance, and throw naming the step, the particle and the sum otherwise:
+  /// catches a model that writes probabilities instead of log-probabilities. Off by default (one
+  /// extra pass over K x V per step); on in the library's own examples.
+  bool check_normalization = false;
+  double normalization_tolerance = 1e-6;     ///< |sum - 1| allowed by check_normalization (> 0, finite)
 };
 
 /// @brief Checks options against a vocabulary of size V.
@@ -33,6 +40,8 @@ inline void validate(const smc_options& options, std::size_t vocab_size, std::st
   check_positive(function, "options.horizon", options.horizon);
   check_argument(options.particles <= std::size_t{0xffffffffu}, function, "options.particles",
                  "must fit a 32-bit particle index", options.particles);
+  check_argument(std::isfinite(options.normalization_tolerance) && options.normalization_tolerance > 0.0, function,
+                 "options.normalization_tolerance", "must be positive and finite", options.normalization_tolerance);
   if (options.end_token) {
     const token e = *options.end_token;
     check_argument(e >= 0 && static_cast<std::size_t>(e) < vocab_size, function, "options.end_token",

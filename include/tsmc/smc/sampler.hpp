@@ -138,6 +138,29 @@ class twisted_smc {
   static_assert(Potential<Pot>,
                 "tsmc::twisted_smc: Pot must model tsmc::Potential: log_potential(span<const token_sequence>, "
                 "span<double> out) writing log phi of finished sequences");
+  // Optional hooks that are declared but not callable as the sampler calls them (core/concepts.hpp).
+  static_assert(detail::twist_start_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named start that the sampler cannot call; write "
+                "void start(std::span<const tsmc::token> prompt, std::size_t particles)");
+  static_assert(detail::twist_append_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named append that the sampler cannot call; write "
+                "void append(std::span<const tsmc::token> tokens)");
+  static_assert(detail::twist_reorder_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named reorder that the sampler cannot call; write "
+                "void reorder(std::span<const tsmc::particle_index> ancestors)");
+  static_assert(detail::twist_state_complete<Twist>,
+                "tsmc::twisted_smc: a stateful twist must have all three of start(prompt, particles), "
+                "append(tokens) and reorder(ancestors), or none of them");
+  static_assert(detail::twist_vocab_size_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named vocab_size that the sampler cannot call; write "
+                "std::size_t vocab_size() const");
+  static_assert(detail::potential_next_ok<Pot, Model>,
+                "tsmc::twisted_smc: the potential has a member named log_potential_next that the sampler cannot "
+                "call; write void log_potential_next(const tsmc::step_context<Model>& ctx, tsmc::log_prob_ref out) "
+                "(out is a K x V tsmc::log_prob_ref, not a log_prob_matrix&), or a template over the Model");
+  static_assert(detail::model_max_length_ok<Model>,
+                "tsmc::twisted_smc: the model has a member named max_length that the sampler cannot call; write "
+                "std::size_t max_length() const");
   static_assert(ResamplingScheme<Scheme>, "tsmc::twisted_smc: Scheme must model tsmc::ResamplingScheme");
   static_assert(ResamplingTrigger<Trigger>, "tsmc::twisted_smc: Trigger must model tsmc::ResamplingTrigger");
 
@@ -154,6 +177,12 @@ class twisted_smc {
 
   /// @brief The options.
   [[nodiscard]] const smc_options& options() const noexcept { return options_; }
+  /// @brief The model the sampler runs (not owned).
+  [[nodiscard]] Model& model() const noexcept { return model_; }
+  /// @brief The twist the sampler runs with (not owned).
+  [[nodiscard]] Twist& twist() const noexcept { return twist_; }
+  /// @brief The potential the sampler runs with (not owned).
+  [[nodiscard]] Pot& potential() const noexcept { return potential_; }
 
   /// @brief One SMC run from the prompt (SIS when the trigger never fires).
   /// @param prompt s_0
