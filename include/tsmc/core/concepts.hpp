@@ -147,7 +147,7 @@ namespace detail {
 // "Has a member named X" for any member (overloaded, template, data), by the member-detector
 // idiom: a class deriving from T and from a class with a member X finds X ambiguously exactly when
 // T has a member X too. Final classes cannot be derived from; for them only a single,
-// non-template member is found (&T::X).
+// non-template member is found (&T::X). The disjunction keeps the probe away from final classes.
 struct named_start { int start; };
 struct named_append { int append; };
 struct named_reorder { int reorder; };
@@ -160,33 +160,35 @@ struct name_probe : T, Name {};
 
 /// @brief T (a class) has a member named `start`, whatever its signature.
 template <class T>
-concept declares_start = std::is_class_v<T> && (std::is_final_v<T> ? requires { &T::start; }
-                                                                   : !requires { &name_probe<T, named_start>::start; });
+concept declares_start =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::start; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_start>::start; }));
 /// @brief T (a class) has a member named `append`, whatever its signature.
 template <class T>
-concept declares_append = std::is_class_v<T> && (std::is_final_v<T> ? requires { &T::append; }
-                                                                    : !requires { &name_probe<T, named_append>::append; });
+concept declares_append =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::append; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_append>::append; }));
 /// @brief T (a class) has a member named `reorder`, whatever its signature.
 template <class T>
 concept declares_reorder =
-    std::is_class_v<T> && (std::is_final_v<T> ? requires { &T::reorder; }
-                                              : !requires { &name_probe<T, named_reorder>::reorder; });
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::reorder; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_reorder>::reorder; }));
 /// @brief T (a class) has a member named `vocab_size`, whatever it is.
 template <class T>
 concept declares_vocab_size =
-    std::is_class_v<T> && (std::is_final_v<T> ? requires { &T::vocab_size; }
-                                              : !requires { &name_probe<T, named_vocab_size>::vocab_size; });
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::vocab_size; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_vocab_size>::vocab_size; }));
 /// @brief T (a class) has a member named `max_length`, whatever it is.
 template <class T>
 concept declares_max_length =
-    std::is_class_v<T> && (std::is_final_v<T> ? requires { &T::max_length; }
-                                              : !requires { &name_probe<T, named_max_length>::max_length; });
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::max_length; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_max_length>::max_length; }));
 /// @brief T (a class) has a member named `log_potential_next`, whatever its signature.
 template <class T>
 concept declares_log_potential_next =
     std::is_class_v<T> &&
-    (std::is_final_v<T> ? requires { &T::log_potential_next; }
-                        : !requires { &name_probe<T, named_log_potential_next>::log_potential_next; });
+    ((std::is_final_v<T> && requires { &T::log_potential_next; }) ||
+     (!std::is_final_v<T> && !requires { &name_probe<T, named_log_potential_next>::log_potential_next; }));
 
 /// @brief W's start is callable as the sampler calls it: w.start(prompt, K).
 template <class W>
