@@ -1,4 +1,4 @@
-// expect: a stateful twist must have all three of start\(prompt, particles\), append\(tokens\) and reorder\(ancestors\), or none
+// expect: a twist with per-particle state must have all three of start\(prompt, particles\), append\(tokens\) and reorder\(ancestors\)
 // A twist with start and append but no reorder falls out of step at the first resampling.
 #include "fixtures.hpp"
 

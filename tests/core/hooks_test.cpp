@@ -72,6 +72,13 @@ struct start_and_reorder : stateless {
   void start(std::span<const token>, std::size_t) {}
   void reorder(std::span<const particle_index>) {}
 };
+struct append_and_reorder : stateless {  // never sized for K
+  void append(std::span<const token>) {}
+  void reorder(std::span<const particle_index>) {}
+};
+struct start_only : stateless {  // resets a per-run cache: no per-particle state to keep in step
+  void start(std::span<const token>, std::size_t) {}
+};
 struct final_stateful final : stateful {};
 struct final_reorder_takes_vector final : reorder_takes_vector {};
 struct vocab_size_field : stateless {
@@ -145,6 +152,9 @@ TEST_CASE("hooks: right twist hooks pass, near misses are flagged", "[usability]
   STATIC_REQUIRE_FALSE(detail::twist_start_ok<start_without_particles>);
   STATIC_REQUIRE_FALSE(detail::twist_state_complete<append_only>);
   STATIC_REQUIRE_FALSE(detail::twist_state_complete<start_and_reorder>);
+  STATIC_REQUIRE_FALSE(detail::twist_state_complete<append_and_reorder>);
+  STATIC_REQUIRE(detail::twist_state_complete<start_only>);
+  STATIC_REQUIRE(detail::twist_start_ok<start_only>);
   STATIC_REQUIRE_FALSE(detail::twist_vocab_size_ok<vocab_size_field>);
   STATIC_REQUIRE_FALSE(detail::twist_vocab_size_ok<vocab_size_string>);
 }

@@ -224,11 +224,13 @@ inline constexpr bool twist_reorder_ok = !declares_reorder<W> || hook_reorder_ca
 /// @brief W names vocab_size only as a callable returning a size.
 template <class W>
 inline constexpr bool twist_vocab_size_ok = !declares_vocab_size<W> || hook_vocab_size_callable<W>;
-/// @brief A stateful twist has all of start, append and reorder, or none of them: with only some,
-/// its state would miss the tokens drawn or the resampling moves.
+/// @brief A twist with per-particle state has append and reorder together, and start with them:
+/// with append but no reorder its state misses the resampling moves (and falls out of step with
+/// its particles), with reorder but no append it misses the tokens drawn, and without start it
+/// is never sized for K. start alone (resetting per-run state, such as a cache) is fine.
 template <class W>
 inline constexpr bool twist_state_complete =
-    (declares_start<W> == declares_append<W>) && (declares_append<W> == declares_reorder<W>);
+    (declares_append<W> == declares_reorder<W>) && (!declares_append<W> || declares_start<W>);
 /// @brief M names max_length only as a callable returning a size.
 template <class M>
 inline constexpr bool model_max_length_ok = !declares_max_length<M> || hook_max_length_callable<M>;

@@ -149,8 +149,8 @@ class twisted_smc {
                 "tsmc::twisted_smc: the twist has a member named reorder that the sampler cannot call; write "
                 "void reorder(std::span<const tsmc::particle_index> ancestors)");
   static_assert(detail::twist_state_complete<Twist>,
-                "tsmc::twisted_smc: a stateful twist must have all three of start(prompt, particles), "
-                "append(tokens) and reorder(ancestors), or none of them");
+                "tsmc::twisted_smc: a twist with per-particle state must have all three of start(prompt, "
+                "particles), append(tokens) and reorder(ancestors) (start alone, to reset per-run state, is fine)");
   static_assert(detail::twist_vocab_size_ok<Twist>,
                 "tsmc::twisted_smc: the twist has a member named vocab_size that the sampler cannot call; write "
                 "std::size_t vocab_size() const");
