@@ -187,3 +187,39 @@ TEST_CASE("hooks: the library's own twists, potentials and models raise no false
   STATIC_REQUIRE(detail::twist_append_ok<toy>);
   STATIC_REQUIRE(detail::twist_reorder_ok<toy>);
 }
+
+namespace {
+struct report_type {};
+struct result_type {};
+struct silent_observer {};
+struct full_observer {
+  bool on_step(const report_type&) { return false; }
+  void on_resample(std::size_t, std::span<const particle_index>) {}
+  void on_finish(const result_type&) {}
+};
+struct generic_observer {
+  void on_step(const auto&) {}
+};
+struct observer_step_by_value_copy {  // by value is callable: fine
+  void on_step(report_type) {}
+};
+struct observer_step_wrong_type {
+  void on_step(int) {}
+};
+struct observer_resample_vector {
+  void on_resample(std::size_t, const std::vector<particle_index>&) {}
+};
+struct observer_finish_without_argument {
+  void on_finish() {}
+};
+}  // namespace
+
+TEST_CASE("hooks: observers' on_step, on_resample and on_finish", "[usability]") {
+  STATIC_REQUIRE(detail::observer_hooks_ok<silent_observer, report_type, result_type>);
+  STATIC_REQUIRE(detail::observer_hooks_ok<full_observer, report_type, result_type>);
+  STATIC_REQUIRE(detail::observer_hooks_ok<generic_observer, report_type, result_type>);
+  STATIC_REQUIRE(detail::observer_hooks_ok<observer_step_by_value_copy, report_type, result_type>);
+  STATIC_REQUIRE_FALSE(detail::observer_hooks_ok<observer_step_wrong_type, report_type, result_type>);
+  STATIC_REQUIRE_FALSE(detail::observer_hooks_ok<observer_resample_vector, report_type, result_type>);
+  STATIC_REQUIRE_FALSE(detail::observer_hooks_ok<observer_finish_without_argument, report_type, result_type>);
+}

@@ -154,6 +154,9 @@ struct named_reorder { int reorder; };
 struct named_vocab_size { int vocab_size; };
 struct named_max_length { int max_length; };
 struct named_log_potential_next { int log_potential_next; };
+struct named_on_step { int on_step; };
+struct named_on_resample { int on_resample; };
+struct named_on_finish { int on_finish; };
 
 template <class T, class Name>
 struct name_probe : T, Name {};
@@ -189,6 +192,22 @@ concept declares_log_potential_next =
     std::is_class_v<T> &&
     ((std::is_final_v<T> && requires { &T::log_potential_next; }) ||
      (!std::is_final_v<T> && !requires { &name_probe<T, named_log_potential_next>::log_potential_next; }));
+
+/// @brief T (a class) has a member named `on_step`, whatever its signature.
+template <class T>
+concept declares_on_step =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_step; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_step>::on_step; }));
+/// @brief T (a class) has a member named `on_resample`, whatever its signature.
+template <class T>
+concept declares_on_resample =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_resample; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_resample>::on_resample; }));
+/// @brief T (a class) has a member named `on_finish`, whatever its signature.
+template <class T>
+concept declares_on_finish =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_finish; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_finish>::on_finish; }));
 
 /// @brief W's start is callable as the sampler calls it: w.start(prompt, K).
 template <class W>
@@ -234,6 +253,16 @@ inline constexpr bool twist_state_complete =
 /// @brief M names max_length only as a callable returning a size.
 template <class M>
 inline constexpr bool model_max_length_ok = !declares_max_length<M> || hook_max_length_callable<M>;
+/// @brief An observer's hooks (on_step(report), on_resample(step, ancestors), on_finish(result))
+/// are each either absent or callable as the sampler calls them. Report and Result are the
+/// sampler's step_report and smc_result (defined with the sampler, hence parameters here).
+template <class O, class Report, class Result>
+inline constexpr bool observer_hooks_ok =
+    (!declares_on_step<O> || requires(O& o, const Report& r) { o.on_step(r); }) &&
+    (!declares_on_resample<O> ||
+     requires(O& o, std::size_t step) { o.on_resample(step, std::span<const particle_index>{}); }) &&
+    (!declares_on_finish<O> || requires(O& o, const Result& r) { o.on_finish(r); });
+
 /// @brief P names log_potential_next only in the form the sampler calls (NextTokenPotential).
 template <class P, class Model>
 inline constexpr bool potential_next_ok = !declares_log_potential_next<P> || NextTokenPotential<P, Model>;
