@@ -16,6 +16,8 @@
 //   ./build/dev/benchmarks/bench_resampling --benchmark_min_time=0.05
 // The smoke test runs only N = 64: --benchmark_min_time=0 --benchmark_filter='/64/|/64$|/16/|/16$'.
 
+#include "ratio_reporter.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <tsmc/core/random.hpp>
@@ -188,8 +190,9 @@ void bm_spacings(benchmark::State& state, double) {
   finish(state, n);
 }
 
-// Console output as usual, then the ratio table.
-class ratio_reporter : public benchmark::ConsoleReporter {
+// Console output as usual (tsmc_bench::console_reporter: colours only on a terminal, the
+// ns_per_particle counter as a number), then the ratio table.
+class ratio_reporter : public tsmc_bench::console_reporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
@@ -205,7 +208,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
       results_[dispersion][bench][n] = ns;
       if (std::find(order_.begin(), order_.end(), bench) == order_.end()) order_.push_back(bench);
     }
-    ConsoleReporter::ReportRuns(runs);
+    console_reporter::ReportRuns(runs);
   }
 
   void Finalize() override {
@@ -230,10 +233,12 @@ class ratio_reporter : public benchmark::ConsoleReporter {
         for (const auto n : sizes) {
           char cell[64] = "-";
           if (row.count(n)) {
+            // a baseline filtered out of this run shows as "-", not as a ratio of 0
             const double ns = row.at(n);
-            const double to_copy = copy && copy->count(n) ? ns / copy->at(n) : 0.0;
-            const double speedup = discrete && discrete->count(n) ? discrete->at(n) / ns : 0.0;
-            std::snprintf(cell, sizeof cell, "%7.3f %6.1fx %6.1fx", ns, to_copy, speedup);
+            char to_copy[16] = "      -", speedup[16] = "      -";
+            if (copy && copy->count(n)) std::snprintf(to_copy, sizeof to_copy, "%6.1fx", ns / copy->at(n));
+            if (discrete && discrete->count(n)) std::snprintf(speedup, sizeof speedup, "%6.1fx", discrete->at(n) / ns);
+            std::snprintf(cell, sizeof cell, "%7.3f %s %s", ns, to_copy, speedup);
           }
           std::printf(" | %-24s", cell);
         }
@@ -256,7 +261,21 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  tsmc_bench::initialize(
+      &argc, argv,
+      "bench_resampling: offspring() of every resampling scheme for N = 2^6 ... 2^20 particles (K = N), at\n"
+      "log-weight dispersions N(0, 0.1^2) (sd0.1) and N(0, 2^2) (sd2); names <benchmark>/<dispersion>/<N>.\n"
+      "  copy                   the floor: read N doubles, write N 32-bit indices\n"
+      "  std_discrete           std::discrete_distribution built and drawn N times (what a user would write)\n"
+      "  binary_search          cumulative weights + N uniforms located by std::upper_bound\n"
+      "  systematic, stratified, ssp, residual_*, multinomial, killing   the library's schemes\n"
+      "  slot_stable_ancestors, spacings, resampler_systematic          components and the whole resampler\n"
+      "After the console table: ns per particle (CPU), the ratio to the copy floor, the speed-up over\n"
+      "std::discrete_distribution, and the flatness ns(2^20) / ns(2^10); '-' where a baseline was filtered out.\n"
+      "Reading it (no fixed target): the lower the ratio to the copy floor the better; a speed-up above 1 is\n"
+      "faster than std::discrete_distribution; flatness near 1 means a cost per particle independent of N.\n"
+      "docs/architecture.md records the measured figures of the designs tried.\n"
+      "Typical: bench_resampling --benchmark_min_time=0.05");
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   using function = void (*)(benchmark::State&, double);
   const std::vector<std::pair<std::string, function>> benches{

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -73,7 +74,13 @@ double exact_log_z(const bigram_model& m, std::size_t horizon, tsmc::token end) 
   return std::log(z);
 }
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {  // no options: --help says so, anything else is an error
+    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fprintf(help ? stdout : stderr, "usage: quickstart\n  the smallest complete tsmc program (README, "
+                                         "'Plugging in your model'); it takes no options\n");
+    return help ? 0 : 2;
+  }
   const char* words[] = {".", "the", "cat", "dog", "sat", "ran"};
   bigram_model model;
   mentions_dog potential;
@@ -84,7 +91,8 @@ int main() {
 
   // ---- 3. The sampler: K particles, systematic resampling when the ESS drops below K/2 -------
   tsmc::twisted_smc smc(model, twist, potential,
-                        tsmc::smc_options{.particles = 512, .horizon = horizon, .end_token = end},
+                        tsmc::smc_options{.particles = 512, .horizon = horizon, .end_token = end,
+                                          .check_normalization = true},  // rows must sum to 1
                         tsmc::systematic{}, tsmc::ess_below(0.5));
   tsmc::default_engine rng(2024);
 

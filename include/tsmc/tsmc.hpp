@@ -1,6 +1,10 @@
 #pragma once
 /// @file
-/// @brief The umbrella header: includes the whole library.
+/// @brief The umbrella header: includes the whole library except the testing/ layer (toy models,
+/// potentials and enumeration for tests: include <tsmc/testing/...> for those).
+///
+/// A program that only samples compiles faster with the layer headers it uses, e.g.
+/// <tsmc/smc/sampler.hpp> and <tsmc/twists/no_twist.hpp> (see the README).
 
 #include <tsmc/version.hpp>
 
@@ -41,7 +45,3 @@
 #include <tsmc/learning/problem.hpp>
 #include <tsmc/learning/trainer.hpp>
 
-#include <tsmc/testing/enumeration.hpp>
-#include <tsmc/testing/proposal_kl.hpp>
-#include <tsmc/testing/toy_model.hpp>
-#include <tsmc/testing/toy_potentials.hpp>

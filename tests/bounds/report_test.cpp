@@ -95,7 +95,7 @@ TEST_CASE("a bounds report prints as a markdown row and serialises to JSON and C
   INFO(json);
   REQUIRE(json.find("\"method\": \"twisted SMC | \\\"CTL\\\", v2\"") != std::string::npos);
   REQUIRE(json.find("\"particles\": 16") != std::string::npos);
-  REQUIRE(json.find("\"lower\": {\"mean\": -1.25, \"standard_error\": 0.125, \"ci95\": [-1.4950000000000001, -1.0049999999999999], \"runs\": 100}") !=
+  REQUIRE(json.find("\"lower\": {\"mean\": -1.25, \"standard_error\": 0.125, \"ci95\": [-1.4950000000000001, -1.0049999999999999], \"runs\": 100, \"zero_fraction\": 0}") !=
           std::string::npos);
   REQUIRE(json.find("\"gap\": 0.5") != std::string::npos);
   REQUIRE(json.find("\"kl_q_sigma\": null") != std::string::npos);

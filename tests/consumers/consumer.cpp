@@ -6,7 +6,17 @@
 #include <cmath>
 #include <cstdio>
 
+#ifdef TSMC_CONSUMER_EXPECT_OPENMP
+#ifndef _OPENMP
+#error "linking tsmc::openmp must compile with OpenMP (_OPENMP undefined)"
+#endif
+#include <omp.h>
+#endif
+
 int main() {
+#ifdef TSMC_CONSUMER_EXPECT_OPENMP
+  std::printf("tsmc::openmp: OpenMP %d, up to %d threads\n", _OPENMP, omp_get_max_threads());
+#endif
   const std::array<double, 3> log_weights{std::log(1.0), std::log(1.0), std::log(2.0)};
   const double lse = tsmc::logsumexp(log_weights);  // log 4
   const double ess = tsmc::effective_sample_size(log_weights);  // 16 / 6

@@ -14,6 +14,7 @@
 #include <tsmc/smc/options.hpp>
 #include <tsmc/smc/result.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -34,17 +35,21 @@ inline constexpr double normal_quantile_95 = 1.959963984540054;
 /// Degenerate inputs are results: if a value is -inf (a run whose weights all vanished: log Zhat
 /// = -inf, a valid but vacuous lower bound), mean = low = high = -inf and the standard error is
 /// NaN; with M = 1 the standard error is NaN (undefined) and the interval is [mean, mean].
+/// zero_fraction says how many runs had Zhat = 0: with an indicator potential at small K this is
+/// common, and one such run makes the lower bound -inf (mathematically right: E[log Zhat] = -inf).
+/// Raise K, use a twist, or take log Z from the upper bound (log_z_reference::from_upper_bound).
 struct bound_estimate {
   double mean = 0.0;            ///< the mean of the values (the bound's estimate)
   double standard_error = 0.0;  ///< sample standard deviation / sqrt(M)
   double low = 0.0;             ///< mean - 1.96 se
   double high = 0.0;            ///< mean + 1.96 se
   std::size_t runs = 0;         ///< M, the number of values
+  double zero_fraction = 0.0;   ///< the fraction of values that are -inf (runs with Zhat = 0)
 };
 
 /// @brief Summarises M values as a bound_estimate.
 /// @param values M >= 1 values (log Zhat of independent runs)
-/// @return mean, standard error and the 95% interval
+/// @return mean, standard error, the 95% interval and the fraction of -inf values
 /// @throw tsmc::invalid_argument if values is empty or contains NaN
 [[nodiscard]] inline bound_estimate summarize_bound(std::span<const double> values) {
   check_positive("summarize_bound", "values.size()", values.size());
@@ -54,6 +59,8 @@ struct bound_estimate {
   bound_estimate out;
   out.mean = est.mean;
   out.runs = values.size();
+  const auto zeros = std::count(values.begin(), values.end(), -std::numeric_limits<double>::infinity());
+  out.zero_fraction = static_cast<double>(zeros) / static_cast<double>(values.size());
   if (!std::isfinite(est.mean) || values.size() < 2) {
     out.standard_error = std::numeric_limits<double>::quiet_NaN();
     out.low = out.high = est.mean;
@@ -96,7 +103,7 @@ concept BoundsSampler = requires(S& s, std::span<const token> tokens, Engine& rn
 /// conditional run (s in slot 0) that gives upper_m. The lower bound is the mean of lower_m, the
 /// upper bound the mean of upper_m. With the trigger `never` these are the IWAE bounds.
 /// Degenerate runs are results: a run whose weights all vanish gives log Zhat = -inf, so the
-/// lower bound is -inf (vacuous, see bound_estimate).
+/// lower bound is -inf (vacuous, see bound_estimate); lower.zero_fraction says how often.
 /// @tparam Sampler a BoundsSampler (a twisted_smc)
 /// @tparam Exact an ExactSampler; a TargetedExactSampler is checked against the sampler
 /// @param smc the sampler
@@ -207,6 +214,12 @@ template <class Observation, RandomEngine Engine, class BoundsFor>
     out.lower = summarize_bound(lower);
     out.upper = summarize_bound(upper);
     out.lower.runs = out.upper.runs = observations.size() * runs;
+    // the fraction of all runs (not of observations) with Zhat = 0: every observation has M runs
+    out.lower.zero_fraction = out.upper.zero_fraction = 0.0;
+    for (const log_z_bounds& b : out.per_observation) {
+      out.lower.zero_fraction += b.lower.zero_fraction / n;
+      out.upper.zero_fraction += b.upper.zero_fraction / n;
+    }
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;

@@ -44,11 +44,29 @@ struct log_z_reference {
 
   /// @brief log Z from bounds: the midpoint of the lower and upper estimates, as in the paper's
   /// tables, and the interval between them (ordered, should noise invert them when they are tight).
+  /// A lower bound of -inf (runs with Zhat = 0, see bound_estimate::zero_fraction) makes the
+  /// midpoint -inf, which estimate_kl rejects: use from_upper_bound then.
   /// @param bounds estimated bounds
   /// @return {midpoint, min(lower, upper), max(lower, upper)}
   [[nodiscard]] static log_z_reference from_bounds(const log_z_bounds& bounds) noexcept {
     const double a = bounds.lower.mean, b = bounds.upper.mean;
     return {0.5 * (a + b), std::min(a, b), std::max(a, b)};
+  }
+
+  /// @brief log Z from the upper bound alone, for when the lower bound is -inf (some runs had
+  /// Zhat = 0, as an indicator potential at small K often gives) or otherwise uninformative.
+  ///
+  /// The value is the upper estimate, so KL(q || sigma) = log Z - F_q is overestimated and
+  /// KL(sigma || q) = G_q - log Z underestimated by at most the gap; the interval of log Z is
+  /// [-inf, upper] (or [lower, upper] when the lower estimate is finite), so the KL intervals are
+  /// one-sided where the lower bound is -inf.
+  /// @param bounds estimated bounds whose upper estimate is finite
+  /// @return {upper, min(lower, upper), upper}
+  /// @throw tsmc::invalid_argument if the upper estimate is not finite
+  [[nodiscard]] static log_z_reference from_upper_bound(const log_z_bounds& bounds) {
+    const double upper = bounds.upper.mean;
+    check_finite("log_z_reference::from_upper_bound", "bounds.upper.mean", upper);
+    return {upper, std::min(bounds.lower.mean, upper), upper};
   }
 
   /// @brief log Z from the tightest of several bounds (for instance a sweep over K): the
@@ -90,7 +108,9 @@ struct kl_estimate {
 };
 
 /// @brief Options of estimate_kl: which proposal, the problem's horizon and end token, and the
-/// sample sizes.
+/// sample sizes. These repeat a sampler's options: the overload estimate_kl(smc, prompt, exact,
+/// log_z, kl_samples, rng) takes them from the sampler instead. Here the horizon and end token are
+/// checked against a TargetedExactSampler (and the end token against the vocabulary).
 struct kl_options {
   std::size_t horizon = 0;                           ///< T (> 0)
   proposal_type proposal = proposal_type::twisted;   ///< base (q = p0) or twist-induced (Eq. 14)
@@ -98,6 +118,14 @@ struct kl_options {
   std::size_t proposal_samples = 1024;               ///< samples from q for F_q (> 0)
   std::size_t exact_samples = 1024;                  ///< samples from sigma for G_q (> 0)
   std::size_t batch = 256;                           ///< q samples per SIS run (> 0)
+};
+
+/// @brief The sample sizes of estimate_kl when the problem (horizon, end token, proposal) comes
+/// from a sampler.
+struct kl_samples {
+  std::size_t proposal_samples = 1024;  ///< samples from q for F_q (> 0)
+  std::size_t exact_samples = 1024;     ///< samples from sigma for G_q (> 0)
+  std::size_t batch = 256;              ///< q samples per SIS run (> 0)
 };
 
 /// @brief Combines F_q, G_q and log Z into the two KL estimates (Eq. 23).
@@ -151,6 +179,11 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
   check_positive(function, "options.proposal_samples", options.proposal_samples);
   check_positive(function, "options.exact_samples", options.exact_samples);
   check_positive(function, "options.batch", options.batch);
+  if (!std::isfinite(log_z.value) && log_z.low == neg_inf && std::isfinite(log_z.high))
+    throw_invalid_argument(function, "log_z.value",
+                           "must be finite; the lower bound is -inf (runs with Zhat = 0): take "
+                           "log_z_reference::from_upper_bound(bounds) instead of from_bounds",
+                           log_z.value);
   check_finite(function, "log_z.value", log_z.value);
   detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
   const auto start = std::chrono::steady_clock::now();
@@ -179,6 +212,29 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
   kl_estimate out = combine_kl(summarize_bound(f_values), summarize_bound(g_values), log_z);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+/// @brief estimate_kl with the problem taken from a sampler: its model, twist, potential, and
+/// the horizon, end token and proposal of its options(); only the sample sizes are given. The
+/// sampler's own K, scheme and trigger are not used (F_q and G_q come from SIS runs).
+/// @param smc the sampler whose proposal is measured
+/// @param prompt s_0
+/// @param exact exact samples from sigma (a TargetedExactSampler is checked against smc)
+/// @param log_z the log Z to use: log_z_reference::known, ::from_bounds or ::from_upper_bound
+/// @param samples the sample sizes
+/// @param rng the random engine
+/// @return F_q, G_q and the two KLs
+/// @throw as the other overload (its messages name options.horizon etc. after the sampler's)
+template <class Model, class Twist, class Pot, class Scheme, class Trigger, class Exact, RandomEngine Engine>
+  requires ExactSampler<Exact, Engine>
+[[nodiscard]] kl_estimate estimate_kl(twisted_smc<Model, Twist, Pot, Scheme, Trigger>& smc,
+                                      std::span<const token> prompt, Exact& exact, const log_z_reference& log_z,
+                                      const kl_samples& samples, Engine& rng) {
+  const smc_options& o = smc.options();
+  const kl_options options{.horizon = o.horizon, .proposal = o.proposal, .end_token = o.end_token,
+                           .proposal_samples = samples.proposal_samples, .exact_samples = samples.exact_samples,
+                           .batch = samples.batch};
+  return estimate_kl(smc.model(), smc.twist(), smc.potential(), prompt, exact, log_z, options, rng);
 }
 
 }  // namespace tsmc

@@ -142,11 +142,14 @@ struct bounds_report {
            "seconds |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|";
   }
 
-  /// @brief One markdown table row (no trailing newline); KL cells are "-" when not computed.
+  /// @brief One markdown table row (no trailing newline); KL cells are "-" when not computed; a
+  /// bound with runs of Zhat = 0 says in how many percent of its runs.
   [[nodiscard]] std::string markdown_row() const {
     using detail::format_number;
     const auto pm = [](const bound_estimate& b) {
-      return format_number(b.mean) + " +- " + format_number(b.standard_error);
+      std::string cell = format_number(b.mean) + " +- " + format_number(b.standard_error);
+      if (b.zero_fraction > 0.0) cell += " (Zhat = 0 in " + format_number(100.0 * b.zero_fraction, 1) + "% of runs)";
+      return cell;
     };
     std::string row = "| " + detail::markdown_cell(method) + " | " + std::to_string(particles) + " | " +
                       detail::markdown_cell(scheme) + " | " + pm(bounds.lower) + " | " + pm(bounds.upper) + " | " +
@@ -163,7 +166,8 @@ struct bounds_report {
     const auto number = [](double v) { return exact_number(v, true); };
     const auto bound = [&](const bound_estimate& b) {
       return "{\"mean\": " + number(b.mean) + ", \"standard_error\": " + number(b.standard_error) +
-             ", \"ci95\": [" + number(b.low) + ", " + number(b.high) + "], \"runs\": " + std::to_string(b.runs) + "}";
+             ", \"ci95\": [" + number(b.low) + ", " + number(b.high) + "], \"runs\": " + std::to_string(b.runs) +
+             ", \"zero_fraction\": " + number(b.zero_fraction) + "}";
     };
     const auto kl_json = [&](const kl_value& k) {
       return "{\"value\": " + number(k.value) + ", \"standard_error\": " + number(k.standard_error) +

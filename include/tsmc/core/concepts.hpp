@@ -6,7 +6,9 @@
 /// Each concept is built from small named sub-concepts, so a compiler error names the missing
 /// member. Optional hooks (features(), a twist's start/append/reorder, a potential's
 /// log_potential_next, ...) are detected with requires-expressions where they are used; each has
-/// a documented fallback.
+/// a documented fallback. A member *named* like an optional hook that the sampler cannot call
+/// (a near miss, such as reorder(const std::vector<particle_index>&)) is a compile error with the
+/// signature to write (the detail::*_ok traits below, asserted by twisted_smc).
 
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
@@ -15,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 namespace tsmc {
 
@@ -128,6 +131,143 @@ template <class Q, class Model>
 concept ProposalModel = requires(Q& q, const step_context<Model>& ctx, log_prob_ref out) {
   q.log_proposal(ctx, out);
 };
+
+// ---------------------------------------------------------------------------------------------
+// Optional hooks: near misses
+// ---------------------------------------------------------------------------------------------
+//
+// The sampler calls an optional hook only when it is callable exactly as the sampler calls it, so
+// a hook with a slightly wrong signature would be skipped without a word (a twist whose reorder
+// takes a std::vector falls out of step with its particles). These traits find the members that
+// are *named* like a hook, whatever their signature, so that twisted_smc can reject a name it
+// cannot call with a static_assert that says the signature to write.
+
+namespace detail {
+
+// "Has a member named X" for any member (overloaded, template, data), by the member-detector
+// idiom: a class deriving from T and from a class with a member X finds X ambiguously exactly when
+// T has a member X too. Final classes cannot be derived from; for them only a single,
+// non-template member is found (&T::X). The disjunction keeps the probe away from final classes.
+struct named_start { int start; };
+struct named_append { int append; };
+struct named_reorder { int reorder; };
+struct named_vocab_size { int vocab_size; };
+struct named_max_length { int max_length; };
+struct named_log_potential_next { int log_potential_next; };
+struct named_on_step { int on_step; };
+struct named_on_resample { int on_resample; };
+struct named_on_finish { int on_finish; };
+
+template <class T, class Name>
+struct name_probe : T, Name {};
+
+/// @brief T (a class) has a member named `start`, whatever its signature.
+template <class T>
+concept declares_start =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::start; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_start>::start; }));
+/// @brief T (a class) has a member named `append`, whatever its signature.
+template <class T>
+concept declares_append =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::append; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_append>::append; }));
+/// @brief T (a class) has a member named `reorder`, whatever its signature.
+template <class T>
+concept declares_reorder =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::reorder; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_reorder>::reorder; }));
+/// @brief T (a class) has a member named `vocab_size`, whatever it is.
+template <class T>
+concept declares_vocab_size =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::vocab_size; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_vocab_size>::vocab_size; }));
+/// @brief T (a class) has a member named `max_length`, whatever it is.
+template <class T>
+concept declares_max_length =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::max_length; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_max_length>::max_length; }));
+/// @brief T (a class) has a member named `log_potential_next`, whatever its signature.
+template <class T>
+concept declares_log_potential_next =
+    std::is_class_v<T> &&
+    ((std::is_final_v<T> && requires { &T::log_potential_next; }) ||
+     (!std::is_final_v<T> && !requires { &name_probe<T, named_log_potential_next>::log_potential_next; }));
+
+/// @brief T (a class) has a member named `on_step`, whatever its signature.
+template <class T>
+concept declares_on_step =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_step; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_step>::on_step; }));
+/// @brief T (a class) has a member named `on_resample`, whatever its signature.
+template <class T>
+concept declares_on_resample =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_resample; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_resample>::on_resample; }));
+/// @brief T (a class) has a member named `on_finish`, whatever its signature.
+template <class T>
+concept declares_on_finish =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::on_finish; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_on_finish>::on_finish; }));
+
+/// @brief W's start is callable as the sampler calls it: w.start(prompt, K).
+template <class W>
+concept hook_start_callable = requires(W& w, std::span<const token> prompt, const std::size_t particles) {
+  w.start(prompt, particles);
+};
+/// @brief W's append is callable as the sampler calls it: w.append(span of K tokens).
+template <class W>
+concept hook_append_callable = requires(W& w) { w.append(std::span<const token>{}); };
+/// @brief W's reorder is callable as the sampler calls it: w.reorder(span of K ancestors).
+template <class W>
+concept hook_reorder_callable = requires(W& w) { w.reorder(std::span<const particle_index>{}); };
+/// @brief W's vocab_size is callable as the sampler calls it and gives a size.
+template <class W>
+concept hook_vocab_size_callable = requires(W& w) {
+  { w.vocab_size() } -> std::convertible_to<std::size_t>;
+};
+/// @brief M's max_length is callable as the sampler calls it and gives a size.
+template <class M>
+concept hook_max_length_callable = requires(M& m) {
+  { m.max_length() } -> std::convertible_to<std::size_t>;
+};
+
+/// @brief Each of start / append / reorder that W names is callable as the sampler calls it.
+template <class W>
+inline constexpr bool twist_start_ok = !declares_start<W> || hook_start_callable<W>;
+/// @copydoc twist_start_ok
+template <class W>
+inline constexpr bool twist_append_ok = !declares_append<W> || hook_append_callable<W>;
+/// @copydoc twist_start_ok
+template <class W>
+inline constexpr bool twist_reorder_ok = !declares_reorder<W> || hook_reorder_callable<W>;
+/// @brief W names vocab_size only as a callable returning a size.
+template <class W>
+inline constexpr bool twist_vocab_size_ok = !declares_vocab_size<W> || hook_vocab_size_callable<W>;
+/// @brief A twist with per-particle state has append and reorder together, and start with them:
+/// with append but no reorder its state misses the resampling moves (and falls out of step with
+/// its particles), with reorder but no append it misses the tokens drawn, and without start it
+/// is never sized for K. start alone (resetting per-run state, such as a cache) is fine.
+template <class W>
+inline constexpr bool twist_state_complete =
+    (declares_append<W> == declares_reorder<W>) && (!declares_append<W> || declares_start<W>);
+/// @brief M names max_length only as a callable returning a size.
+template <class M>
+inline constexpr bool model_max_length_ok = !declares_max_length<M> || hook_max_length_callable<M>;
+/// @brief An observer's hooks (on_step(report), on_resample(step, ancestors), on_finish(result))
+/// are each either absent or callable as the sampler calls them. Report and Result are the
+/// sampler's step_report and smc_result (defined with the sampler, hence parameters here).
+template <class O, class Report, class Result>
+inline constexpr bool observer_hooks_ok =
+    (!declares_on_step<O> || requires(O& o, const Report& r) { o.on_step(r); }) &&
+    (!declares_on_resample<O> ||
+     requires(O& o, std::size_t step) { o.on_resample(step, std::span<const particle_index>{}); }) &&
+    (!declares_on_finish<O> || requires(O& o, const Result& r) { o.on_finish(r); });
+
+/// @brief P names log_potential_next only in the form the sampler calls (NextTokenPotential).
+template <class P, class Model>
+inline constexpr bool potential_next_ok = !declares_log_potential_next<P> || NextTokenPotential<P, Model>;
+
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // ExactSampler

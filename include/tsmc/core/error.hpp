@@ -8,8 +8,8 @@
 #include <tsmc/core/types.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <span>
 #include <sstream>
 #include <stdexcept>
@@ -148,9 +148,9 @@ inline void check_unit_fraction(std::string_view function, std::string_view argu
 #ifdef NDEBUG
 #define TSMC_ASSERT(condition) ((void)0)
 #else
-#define TSMC_ASSERT(condition)                                                                  \
-  ((condition) ? (void)0                                                                        \
-               : (std::cerr << "tsmc internal assertion failed: " #condition " at " << __FILE__ \
-                            << ":" << __LINE__ << "\n",                                         \
+#define TSMC_ASSERT(condition)                                                                                 \
+  ((condition) ? (void)0                                                                                       \
+               : (std::fprintf(stderr, "tsmc internal assertion failed: %s at %s:%d\n", #condition, __FILE__,  \
+                               __LINE__),                                                                      \
                   std::abort()))
 #endif

@@ -240,6 +240,29 @@ class twisted_smc {
   static_assert(Potential<Pot>,
                 "tsmc::twisted_smc: Pot must model tsmc::Potential: log_potential(span<const token_sequence>, "
                 "span<double> out) writing log phi of finished sequences");
+  // Optional hooks that are declared but not callable as the sampler calls them (core/concepts.hpp).
+  static_assert(detail::twist_start_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named start that the sampler cannot call; write "
+                "void start(std::span<const tsmc::token> prompt, std::size_t particles)");
+  static_assert(detail::twist_append_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named append that the sampler cannot call; write "
+                "void append(std::span<const tsmc::token> tokens)");
+  static_assert(detail::twist_reorder_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named reorder that the sampler cannot call; write "
+                "void reorder(std::span<const tsmc::particle_index> ancestors)");
+  static_assert(detail::twist_state_complete<Twist>,
+                "tsmc::twisted_smc: a twist with per-particle state must have all three of start(prompt, "
+                "particles), append(tokens) and reorder(ancestors) (start alone, to reset per-run state, is fine)");
+  static_assert(detail::twist_vocab_size_ok<Twist>,
+                "tsmc::twisted_smc: the twist has a member named vocab_size that the sampler cannot call; write "
+                "std::size_t vocab_size() const");
+  static_assert(detail::potential_next_ok<Pot, Model>,
+                "tsmc::twisted_smc: the potential has a member named log_potential_next that the sampler cannot "
+                "call; write void log_potential_next(const tsmc::step_context<Model>& ctx, tsmc::log_prob_ref out) "
+                "(out is a K x V tsmc::log_prob_ref, not a log_prob_matrix&), or a template over the Model");
+  static_assert(detail::model_max_length_ok<Model>,
+                "tsmc::twisted_smc: the model has a member named max_length that the sampler cannot call; write "
+                "std::size_t max_length() const");
   static_assert(ResamplingScheme<Scheme>, "tsmc::twisted_smc: Scheme must model tsmc::ResamplingScheme");
   static_assert(ResamplingTrigger<Trigger>, "tsmc::twisted_smc: Trigger must model tsmc::ResamplingTrigger");
 
@@ -263,12 +286,12 @@ class twisted_smc {
 
   /// @brief The options.
   [[nodiscard]] const smc_options& options() const noexcept { return options_; }
-  /// @brief The model the sampler drives.
-  [[nodiscard]] Model& model() noexcept { return model_; }
-  /// @brief The twist the sampler evaluates.
-  [[nodiscard]] Twist& twist() noexcept { return twist_; }
-  /// @brief The potential the sampler scores finished sequences with.
-  [[nodiscard]] Pot& potential() noexcept { return potential_; }
+  /// @brief The model the sampler runs (not owned).
+  [[nodiscard]] Model& model() const noexcept { return model_; }
+  /// @brief The twist the sampler runs with (not owned).
+  [[nodiscard]] Twist& twist() const noexcept { return twist_; }
+  /// @brief The potential the sampler runs with (not owned).
+  [[nodiscard]] Pot& potential() const noexcept { return potential_; }
 
   /// @brief One SMC run from the prompt (SIS when the trigger never fires).
   /// @param prompt s_0
@@ -709,6 +732,10 @@ class twisted_smc {
   smc_result run_impl(std::string_view function, std::span<const token> prompt,
                       std::span<const std::span<const token>> forced, Proposal& proposal, Engine& rng,
                       Observers&... observers) {
+    static_assert((detail::observer_hooks_ok<std::remove_cvref_t<Observers>, step_report, smc_result> && ...),
+                  "tsmc::twisted_smc::run: an observer has a member named on_step, on_resample or on_finish that the "
+                  "sampler cannot call; write bool on_step(const tsmc::step_report&), void on_resample(std::size_t "
+                  "step, std::span<const tsmc::particle_index> ancestors) or void on_finish(const tsmc::smc_result&)");
     check_prompt(function, prompt);
     for (std::size_t i = 0; i < forced.size(); ++i)
       check_reference(function, forced[i],
