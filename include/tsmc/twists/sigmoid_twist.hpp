@@ -21,6 +21,31 @@
 
 namespace tsmc {
 
+namespace detail {
+
+/// A stateful inner twist's start / append / reorder, forwarded by an adapter (Derived has
+/// inner()); nothing for a stateless one, so the adapter declares no hook it cannot serve.
+template <class Derived, class Inner,
+          bool Stateful = requires(Inner& w, std::span<const token> t, std::span<const particle_index> a) {
+            w.append(t);
+            w.reorder(a);
+          }>
+struct forwarded_twist_state {};
+
+template <class Derived, class Inner>
+struct forwarded_twist_state<Derived, Inner, true> {
+  /// @brief Forwarded to the inner twist.
+  void start(std::span<const token> prompt, std::size_t particles) {
+    static_cast<Derived&>(*this).inner().start(prompt, particles);
+  }
+  /// @brief Forwarded to the inner twist.
+  void append(std::span<const token> tokens) { static_cast<Derived&>(*this).inner().append(tokens); }
+  /// @brief Forwarded to the inner twist.
+  void reorder(std::span<const particle_index> ancestors) { static_cast<Derived&>(*this).inner().reorder(ancestors); }
+};
+
+}  // namespace detail
+
 /// @brief log psi_t(prefix, v) = log sigmoid(g_t(prefix, v)), where g is the output ("logit")
 /// of the inner trainable twist: psi is in (0, 1), read as P(the potential holds | prefix, v).
 ///
@@ -30,7 +55,7 @@ namespace tsmc {
 /// keeps each step's K x V logits. A stateful inner twist's start / append / reorder are forwarded.
 /// @tparam Inner a trainable twist (for every model type the adapter is used with)
 template <class Inner>
-class sigmoid_twist {
+class sigmoid_twist : public detail::forwarded_twist_state<sigmoid_twist<Inner>, Inner> {
  public:
   /// @brief Wraps (and owns) the inner twist.
   explicit sigmoid_twist(Inner inner) : inner_(std::move(inner)) {}
@@ -51,25 +76,6 @@ class sigmoid_twist {
       logits_[ctx.step - 1] = out;
     }
     out = out.unaryExpr([](double g) { return log_sigmoid(g); });
-  }
-
-  /// @brief Forwarded to a stateful inner twist.
-  void start(std::span<const token> prompt, std::size_t particles)
-    requires requires(Inner& w) { w.start(prompt, particles); }
-  {
-    inner_.start(prompt, particles);
-  }
-  /// @brief Forwarded to a stateful inner twist.
-  void append(std::span<const token> tokens)
-    requires requires(Inner& w) { w.append(tokens); }
-  {
-    inner_.append(tokens);
-  }
-  /// @brief Forwarded to a stateful inner twist.
-  void reorder(std::span<const particle_index> ancestors)
-    requires requires(Inner& w) { w.reorder(ancestors); }
-  {
-    inner_.reorder(ancestors);
   }
 
   /// @brief Starts or stops recording (here and in the inner twist).
