@@ -627,7 +627,10 @@ class twisted_smc {
         log_w_t = log_p0_x - log_q_t - s.log_psi_prev[k] + (finished ? 0.0 : psi_x);
       } else if (f.twisted) {
         // Eq. 15: the weight does not depend on the token, except for the phi / psi_T correction.
-        log_q_t = lse == neg_inf ? neg_inf : log_p0_x + psi_x - lse;
+        // psi_t = 0 for every candidate: the token came from p0 (see propose), so that is its q.
+        log_q_t = lse == neg_inf
+                      ? log_p0_x - logsumexp(std::span<const double>(l_row, f.vocab))
+                      : log_p0_x + psi_x - lse;
         unfinished = lse - s.log_psi_prev[k];
         log_w_t = unfinished - (finished && !psi.is_phi ? psi_x : 0.0);
       } else {
