@@ -30,6 +30,10 @@
 #include <tsmc/bounds/report.hpp>
 #include <tsmc/bounds/sweep.hpp>
 
+#include <tsmc/models/llama2c.hpp>
+#include <tsmc/models/llama2c_checkpoint.hpp>
+#include <tsmc/models/llama2c_tokenizer.hpp>
+
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/toy_model.hpp>
 #include <tsmc/testing/toy_potentials.hpp>

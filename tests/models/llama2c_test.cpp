@@ -254,6 +254,18 @@ TEST_CASE("llama2c::model: a cache that grows gives the same numbers as one rese
   grown.logits(a);
   reserved.logits(b);
   CHECK(a == b);
+  // The whole sequence as one prompt (three prefill chunks of up to 64 positions) agrees with
+  // decoding it token by token and with the from-scratch pass.
+  model prefilled(f.ckpt);
+  prefilled.start(tokens, 3);
+  tsmc::llama2c::logit_matrix p(3, c.vocab_size);
+  prefilled.logits(p);
+  const auto ref = reference_forward(c, f.weights, tokens);
+  for (Eigen::Index k = 0; k < 3; ++k) {
+    CHECK(relative_error(p.row(k), ref.logits) < 1e-4);
+    CHECK(relative_error(prefilled.features().row(k), ref.hidden) < 1e-4);
+  }
+  CHECK((p.row(0) - a.row(0)).cwiseAbs().maxCoeff() < 1e-4 * std::max(1.0f, a.row(0).cwiseAbs().maxCoeff()));
 }
 
 TEST_CASE("llama2c::model: the sampler runs on it; bounds at K = 1 and 16 bracket log Z", "[models]") {

@@ -36,8 +36,9 @@ using logit_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen:
 /// State: a KV cache per slot (n_layers x length x kv_dim keys and values), the length shared by
 /// all slots, and the final normalised hidden state of each slot's last token (features()).
 ///
-/// * start(prompt, K) runs the prompt once, as one sequence (slot 0), then copies its cache rows
-///   and hidden state into the other K - 1 slots. The prompt must be non-empty: llama2.c models
+/// * start(prompt, K) runs the prompt once, as one sequence (slot 0; up to 64 positions per
+///   pass, each weight applied to all of them in one GEMM, attention causal among them), then
+///   copies its cache rows and hidden state into the other K - 1 slots. The prompt must be non-empty: llama2.c models
 ///   begin with BOS (token 1), so pass {1} (or the tokenizer's encode with BOS) to sample from
 ///   the start of a text; start({}) throws.
 /// * append(tokens) runs one token per slot through the network at position length(): one GEMM
@@ -128,15 +129,19 @@ class model {
       capacity_ = 0;
       grow(want, false);
     }
-    resize_work(particles);
+    resize_work(particles, std::min(prompt.size(), prefill_chunk));
     length_ = 0;
     copied_slots_ = 0;
     copied_rows_ = 0;
     logits_ready_ = false;
-    for (const token t : prompt) {
-      forward(std::span<const token>(&t, 1), 1);
-      ++length_;
+    // The prompt, as one sequence in slot 0, up to prefill_chunk positions per pass (each
+    // weight applied to the chunk's positions in one GEMM, attention causal within the chunk).
+    for (std::size_t from = 0; from < prompt.size(); from += prefill_chunk) {
+      const std::size_t n = std::min(prefill_chunk, prompt.size() - from);
+      forward(prompt.subspan(from, n), n, true);
+      length_ += n;
     }
+    final_norm(static_cast<Eigen::Index>((prompt.size() - 1) % prefill_chunk), 0);  // the last chunk's last row
     // Copy slot 0's rows and hidden state into every other slot.
     const std::size_t row = kv_dim_ * length_;
     for (std::size_t l = 0; l < layers_; ++l)
@@ -196,7 +201,8 @@ class model {
     check_argument(length_ < seq_len_, function, "length()",
                    "must be < max_length() " + std::to_string(seq_len_) + " to append", length_);
     if (length_ + 1 > capacity_) grow(std::min(seq_len_, std::max(2 * capacity_, length_ + 1)), true);
-    forward(tokens, particles_);
+    forward(tokens, particles_, false);
+    for (std::size_t k = 0; k < particles_; ++k) final_norm(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(k));
     ++length_;
     logits_ready_ = false;
   }
@@ -258,7 +264,8 @@ class model {
   using strided_rows = Eigen::Map<row_matrix, 0, Eigen::OuterStride<>>;
   using const_strided_rows = Eigen::Map<const row_matrix, 0, Eigen::OuterStride<>>;
 
-  static constexpr std::size_t growth_slack = 64;  // positions added to the prompt's at start
+  static constexpr std::size_t growth_slack = 64;   // positions added to the prompt's at start
+  static constexpr std::size_t prefill_chunk = 64;  // prompt positions per forward pass at start
   static constexpr float rms_epsilon = 1e-5f;
 
   void init() {
@@ -295,14 +302,16 @@ class model {
     check_size(function, "out.cols()", out.cols(), "the vocabulary size", vocab_);
   }
 
-  void resize_work(std::size_t k) {
+  // Work rows: max(K, prompt rows per pass); features_, packed_ and logits_ have K rows.
+  void resize_work(std::size_t k, std::size_t prefill_rows) {
     const auto K = static_cast<Eigen::Index>(k);
-    x_.resize(K, static_cast<Eigen::Index>(dim_));
-    xb_.resize(K, static_cast<Eigen::Index>(dim_));
-    q_.resize(K, static_cast<Eigen::Index>(dim_));
-    attn_.resize(K, static_cast<Eigen::Index>(dim_));
-    h1_.resize(K, static_cast<Eigen::Index>(hidden_));
-    h3_.resize(K, static_cast<Eigen::Index>(hidden_));
+    const auto W = static_cast<Eigen::Index>(std::max(k, prefill_rows));
+    x_.resize(W, static_cast<Eigen::Index>(dim_));
+    xb_.resize(W, static_cast<Eigen::Index>(dim_));
+    q_.resize(W, static_cast<Eigen::Index>(dim_));
+    attn_.resize(W, static_cast<Eigen::Index>(dim_));
+    h1_.resize(W, static_cast<Eigen::Index>(hidden_));
+    h3_.resize(W, static_cast<Eigen::Index>(hidden_));
     features_.resize(K, static_cast<Eigen::Index>(dim_));
     packed_.resize(K, static_cast<Eigen::Index>(dim_));
     logits_.resize(K, static_cast<Eigen::Index>(vocab_));
@@ -368,45 +377,57 @@ class model {
     }
   }
 
-  // One forward step of slots 0..n-1 at position length_ with tokens[k]; leaves the final
-  // normalised hidden states in features_ rows 0..n-1 and the new keys/values in the cache.
-  void forward(std::span<const token> tokens, std::size_t n) {
+  // Final RMS norm of residual row r into features_ row k.
+  void final_norm(Eigen::Index r, Eigen::Index k) {
+    const auto w = weights_->rms_final();
+    const float scale =
+        1.0f / std::sqrt(x_.row(r).squaredNorm() / static_cast<float>(dim_) + rms_epsilon);
+    features_.row(k).array() = x_.row(r).array() * w.transpose().array() * scale;
+  }
+
+  // One forward pass of n rows of tokens, leaving the residual stream in x_ rows 0..n-1 and the
+  // new keys and values in the cache. Decoding (prefill == false): row k is slot k at position
+  // length_. Prefill: row r is slot 0 at position length_ + r (attention causal within the rows).
+  void forward(std::span<const token> tokens, std::size_t n, bool prefill) {
     const checkpoint& w = *weights_;
     const auto N = static_cast<Eigen::Index>(n);
-    const std::size_t pos = length_;
     const auto emb = w.token_embedding();
-    for (std::size_t k = 0; k < n; ++k) x_.row(static_cast<Eigen::Index>(k)) = emb.row(tokens[k]);
+    for (std::size_t r = 0; r < n; ++r) x_.row(static_cast<Eigen::Index>(r)) = emb.row(tokens[r]);
     const auto kv = static_cast<Eigen::Index>(kv_dim_);
-    const auto stride = static_cast<Eigen::Index>(capacity_ * kv_dim_);
+    // Rows of the new keys/values in the cache: consecutive slots, or consecutive positions.
+    const auto stride = static_cast<Eigen::Index>(prefill ? kv_dim_ : capacity_ * kv_dim_);
     const std::size_t rep = heads_ / kv_heads_;
     const auto hs = static_cast<Eigen::Index>(head_size_);
     const auto R = static_cast<Eigen::Index>(rep);
-    const auto T = static_cast<Eigen::Index>(pos + 1);
     const float inv_sqrt_hs = 1.0f / std::sqrt(static_cast<float>(head_size_));
+    auto slot_of = [&](std::size_t r) { return prefill ? std::size_t{0} : r; };
+    auto position_of = [&](std::size_t r) { return prefill ? length_ + r : length_; };
 
     for (std::size_t l = 0; l < layers_; ++l) {
       rmsnorm(x_, w.rms_att(l), xb_, n);
       const auto xb = xb_.topRows(N);
       q_.topRows(N).noalias() = xb * w.wq(l).transpose();
-      strided_rows k_new(key_row(l, 0, pos), N, kv, Eigen::OuterStride<>(stride));
-      strided_rows v_new(value_row(l, 0, pos), N, kv, Eigen::OuterStride<>(stride));
+      strided_rows k_new(key_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
+      strided_rows v_new(value_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
       k_new.noalias() = xb * w.wk(l).transpose();
       v_new.noalias() = xb * w.wv(l).transpose();
-      for (std::size_t k = 0; k < n; ++k) {
-        rope(q_.row(static_cast<Eigen::Index>(k)).data(), dim_, pos);
-        rope(key_row(l, k, pos), kv_dim_, pos);
+      for (std::size_t r = 0; r < n; ++r) {
+        rope(q_.row(static_cast<Eigen::Index>(r)).data(), dim_, position_of(r));
+        rope(key_row(l, slot_of(r), position_of(r)), kv_dim_, position_of(r));
       }
-      // Attention: per slot and kv head g, the rep query heads sharing it form an R x hs block.
-      for (std::size_t k = 0; k < n; ++k) {
+      // Attention: per row and kv head g, the rep query heads sharing it form an R x hs block.
+      for (std::size_t r = 0; r < n; ++r) {
+        const std::size_t k = slot_of(r);
+        const auto T = static_cast<Eigen::Index>(position_of(r) + 1);
         for (std::size_t g = 0; g < kv_heads_; ++g) {
           const_strided_rows keys(key_row(l, k, 0) + g * head_size_, T, hs, Eigen::OuterStride<>(kv));
           const_strided_rows values(value_row(l, k, 0) + g * head_size_, T, hs, Eigen::OuterStride<>(kv));
-          Eigen::Map<const row_matrix> query(q_.row(static_cast<Eigen::Index>(k)).data() + g * rep * head_size_, R, hs);
-          Eigen::Map<row_matrix> out(attn_.row(static_cast<Eigen::Index>(k)).data() + g * rep * head_size_, R, hs);
+          Eigen::Map<const row_matrix> query(q_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
+          Eigen::Map<row_matrix> out(attn_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
           auto scores = scores_.topRows(T);
           scores.noalias() = keys * query.transpose();  // T x R
-          for (Eigen::Index r = 0; r < R; ++r) {
-            auto col = scores.col(r).array();
+          for (Eigen::Index c = 0; c < R; ++c) {
+            auto col = scores.col(c).array();
             col *= inv_sqrt_hs;
             const float max = col.maxCoeff();
             col = (col - max).exp();
@@ -423,7 +444,6 @@ class model {
       h1 = h1 / (1.0f + (-h1).exp()) * h3_.topRows(N).array();
       x_.topRows(N).noalias() += h1_.topRows(N) * w.w2(l).transpose();
     }
-    rmsnorm(x_, w.rms_final(), features_, n);
   }
 
   // Logits of every slot (active == nullptr) or of the active ones packed in order.
