@@ -204,10 +204,13 @@ TEST_CASE("llama2c::model: log_probs rows are normalised in double; active rows 
     CHECK(std::abs((full(k, 3) - full(k, 0)) - (static_cast<double>(logits(k, 3)) - static_cast<double>(logits(k, 0)))) <
           1e-12);
   }
+  // A new step, the active rows first (nothing of this step computed before them).
+  m.append(token_sequence{5, 6, 7});
   tsmc::log_prob_matrix partial = tsmc::log_prob_matrix::Constant(K, c.vocab_size, 7.0);
   const std::vector<std::uint8_t> active{1, 0, 1};
   m.log_probs(partial, active);
   CHECK((partial.row(1).array() == 7.0).all());
+  m.log_probs(full);
   CHECK((partial.row(0) - full.row(0)).cwiseAbs().maxCoeff() < 1e-6);
   CHECK((partial.row(2) - full.row(2)).cwiseAbs().maxCoeff() < 1e-6);
   tsmc::log_prob_matrix wrong(K + 1, c.vocab_size);
