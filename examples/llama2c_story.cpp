@@ -73,9 +73,11 @@ int main(int argc, char** argv) {
   mention_reward phi{target, 1.0};
   tsmc::no_twist twist;
 
+  // The TinyStories models end a story by emitting BOS (stories are delimited by BOS in training,
+  // and llama2.c's own generation loop stops there), so BOS is the end token.
   tsmc::twisted_smc smc(model, twist, phi,
                         tsmc::smc_options{.particles = particles, .horizon = horizon,
-                                          .proposal = tsmc::proposal_type::base, .end_token = tsmc::llama2c::tokenizer::eos},
+                                          .proposal = tsmc::proposal_type::base, .end_token = tsmc::llama2c::tokenizer::bos},
                         tsmc::systematic{}, tsmc::ess_below(0.5));
   tsmc::default_engine rng(42);
   const tsmc::smc_result r = smc.run(prompt, rng);
