@@ -465,12 +465,10 @@ class model {
 
   // out.row(k) = log-softmax of logits_ row `from`, normalised in double.
   void write_row(log_prob_ref& out, std::size_t k, std::size_t from) const {
-    const auto logit = logits_.row(static_cast<Eigen::Index>(from));
-    const double max = static_cast<double>(logit.maxCoeff());
-    auto row = out.row(static_cast<Eigen::Index>(k));
-    row = logit.cast<double>();
-    const double lse = max + std::log((row.array() - max).exp().sum());
-    row.array() -= lse;
+    const auto logit = logits_.row(static_cast<Eigen::Index>(from)).array().cast<double>();
+    const double max = logit.maxCoeff();
+    const double lse = max + std::log((logit - max).exp().sum());
+    out.row(static_cast<Eigen::Index>(k)).array() = logit - lse;
   }
 
   std::shared_ptr<const checkpoint> weights_;
