@@ -45,3 +45,7 @@
 #include <tsmc/learning/problem.hpp>
 #include <tsmc/learning/trainer.hpp>
 
+#include <tsmc/models/llama2c.hpp>
+#include <tsmc/models/llama2c_checkpoint.hpp>
+#include <tsmc/models/llama2c_tokenizer.hpp>
+
