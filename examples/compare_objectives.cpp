@@ -41,7 +41,7 @@ tsmc::mlp_twist<tsmc::prefix_features> make_head() {
 
 struct row {
   std::string method;
-  double kl_q_sigma, kl_sigma_q, lower, upper, seconds;
+  double kl_q_sigma, kl_sigma_q, lower, upper, zero_fraction, seconds;
 };
 
 /// Trains `twist` with `objective` (or not, for updates == 0), then measures it.
@@ -61,7 +61,7 @@ row measure(const char* name, Model& model, Twist& twist, Pot& target, const tsm
   const auto kls = tsmc::testing::exact_proposal_kls(solution, smc);
   auto exact = tsmc::testing::enumeration_exact_sampler(solution);
   const tsmc::log_z_bounds b = tsmc::estimate_bounds(smc, prompt, exact, s.bound_runs, rng);
-  return {name, kls.q_sigma, kls.sigma_q, b.lower.mean, b.upper.mean, seconds};
+  return {name, kls.q_sigma, kls.sigma_q, b.lower.mean, b.upper.mean, b.lower.zero_fraction, seconds};
 }
 
 template <class Pot>
@@ -100,12 +100,14 @@ std::vector<row> compare(const char* task, Pot target, const settings& s) {
     tsmc::dpg<> objective;
     rows.push_back(measure("DPG", model, twist, target, solution, &objective, s, 1));
   }
-  std::printf("| method   | KL(q||sigma) | KL(sigma||q) | LB (K=%zu) | UB (K=%zu) | gap    | train s |\n",
+  std::printf("| method   | KL(q||sigma) | KL(sigma||q) | LB (K=%zu) | UB (K=%zu) | gap    | Zhat=0 | train s |\n",
               s.bound_particles, s.bound_particles);
-  std::printf("|----------|--------------|--------------|-----------|-----------|--------|---------|\n");
+  std::printf("|----------|--------------|--------------|-----------|-----------|--------|--------|---------|\n");
   for (const auto& r : rows)
-    std::printf("| %-8s | %12.4f | %12.4f | %9.4f | %9.4f | %6.4f | %7.2f |\n", r.method.c_str(), r.kl_q_sigma,
-                r.kl_sigma_q, r.lower, r.upper, r.upper - r.lower, r.seconds);
+    std::printf("| %-8s | %12.4f | %12.4f | %9.4f | %9.4f | %6.4f | %5.1f%% | %7.2f |\n", r.method.c_str(),
+                r.kl_q_sigma, r.kl_sigma_q, r.lower, r.upper, r.upper - r.lower, 100 * r.zero_fraction, r.seconds);
+  std::printf("KL(q||sigma) is inf where q puts mass on sequences with phi = 0 (every twisted proposal of an\n"
+              "indicator target does); LB is -inf when some lower-bound run had Zhat = 0 (the Zhat=0 column).\n");
   return rows;
 }
 
@@ -120,11 +122,13 @@ int main(int argc, char** argv) {
     else if (arg == "--batch" && has_value) s.batch = std::strtoul(argv[++i], nullptr, 10);
     else if (arg == "--learning-rate" && has_value) s.learning_rate = std::strtod(argv[++i], nullptr);
     else if (arg == "--bound-runs" && has_value) s.bound_runs = std::strtoul(argv[++i], nullptr, 10);
+    else if (arg == "--bound-particles" && has_value) s.bound_particles = std::strtoul(argv[++i], nullptr, 10);
     else if (arg == "--csv" && has_value) s.csv = argv[++i];
     else {
-      std::printf("usage: compare_objectives [--updates N] [--batch K] [--learning-rate A] [--bound-runs M] [--csv FILE]\n"
+      std::printf("usage: compare_objectives [--updates N] [--batch K] [--learning-rate A] [--bound-particles K]\n"
+                  "                          [--bound-runs M] [--csv FILE]\n"
                   "Trains the same MLP twist head with CTL, RL, SIXO, FUDGE and DPG on two enumerable tasks and\n"
-                  "prints the exact KLs of each learned twisted proposal and the bounds on log Z at K = 16.\n");
+                  "prints the exact KLs of each learned twisted proposal and the bounds on log Z (default K = 16).\n");
       return arg == "--help" ? 0 : 2;
     }
   }
@@ -135,13 +139,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "compare_objectives: cannot write %s\n", s.csv.c_str());
       return 2;
     }
-    csv << "task,method,kl_q_sigma,kl_sigma_q,lower,upper,train_seconds\n";
+    csv << "task,method,kl_q_sigma,kl_sigma_q,lower,upper,zero_fraction,train_seconds\n";
   }
   auto write = [&](const char* task, const std::vector<row>& rows) {
     if (!csv) return;
     for (const auto& r : rows)
       csv << task << ',' << r.method << ',' << r.kl_q_sigma << ',' << r.kl_sigma_q << ',' << r.lower << ',' << r.upper
-          << ',' << r.seconds << '\n';
+          << ',' << r.zero_fraction << ',' << r.seconds << '\n';
   };
   write("threshold", compare("threshold (phi = 1{contains 4 5 4})",
                              tsmc::testing::pattern_indicator(tsmc::token_sequence{4, 5, 4}), s));
