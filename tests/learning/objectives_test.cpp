@@ -273,3 +273,47 @@ TEST_CASE("exact_proposal_kls: 0 for the optimal twist, the enumerated KLs of p0
   twisted_smc other_horizon(toy.model, optimal, toy.potential, smc_options{.particles = 1, .horizon = 2, .end_token = 2});
   CHECK_THROWS_WITH(exact_proposal_kls(toy.solution, other_horizon), Catch::Contains("horizon"));
 }
+
+TEST_CASE("sigmoid_twist: log psi = log sigmoid(g), gradients chained through sigmoid(-g)", "[learning]") {
+  sigmoid_twist<tabular_twist> twist(tabular_twist(3, 2));
+  randomize(twist.inner(), 12, 1.5);
+  tabular_model model(3, 1);
+  const std::vector<token_sequence> prefixes{{1}, {2}, {0}};
+  const std::vector<std::uint8_t> active{1, 1, 0};
+  const token_sequence prompt{0};
+  const step_context<tabular_model> ctx{2, 2, prompt, prefixes, active, model};
+  log_prob_matrix out(3, 3);
+  twist.set_recording(true);
+  twist.log_twist(ctx, out);
+  CHECK(out(0, 1) == Approx(std::log(sigmoid(twist.inner().log_value(token_sequence{1, 1})))).epsilon(1e-14));
+  CHECK(twist.recorded_logit(2, 1, 2) == twist.inner().log_value(token_sequence{2, 2}));
+
+  log_prob_matrix c(3, 3);
+  c << 0.3, -1.2, 0.7, 2.0, 0.1, -0.4, 9.0, 9.0, 9.0;  // the finished row's coefficients count for nothing
+  const std::vector<sparse_coefficient> entries{{0, 2, 0.8}, {1, 0, -1.1}};
+  twist.zero_gradient();
+  twist.accumulate_dense(2, c);
+  twist.accumulate_sparse(2, entries);
+  const Eigen::VectorXd gradient = twist.inner().gradient();
+  auto objective = [&] {  // sum C log psi over the active rows, plus the sparse entries
+    log_prob_matrix o(3, 3);
+    twist.set_recording(false);
+    twist.log_twist(ctx, o);
+    double total = 0.0;
+    for (Eigen::Index k = 0; k < 2; ++k) total += (c.row(k).array() * o.row(k).array()).sum();
+    for (const auto& e : entries) total += e.value * o(static_cast<Eigen::Index>(e.particle), e.candidate);
+    return total;
+  };
+  const double h = 1e-6;
+  for (Eigen::Index i = 0; i < gradient.size(); ++i) {
+    const double saved = twist.inner().values()[i];
+    twist.inner().values()[i] = saved + h;
+    const double up = objective();
+    twist.inner().values()[i] = saved - h;
+    const double down = objective();
+    twist.inner().values()[i] = saved;
+    CHECK(gradient[i] == Approx((up - down) / (2 * h)).margin(1e-7));
+  }
+  CHECK(gradient.norm() > 0.1);
+  CHECK_THROWS_WITH(twist.recorded_logit(1, 0, 0), Catch::Contains("was not recorded"));
+}
