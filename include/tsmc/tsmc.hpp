@@ -30,6 +30,15 @@
 #include <tsmc/bounds/report.hpp>
 #include <tsmc/bounds/sweep.hpp>
 
+#include <tsmc/corpus/story_grammar.hpp>
+
+#include <tsmc/models/ngram.hpp>
+#include <tsmc/models/text_io.hpp>
+#include <tsmc/models/word_tokenizer.hpp>
+
+#include <tsmc/potentials/classifier.hpp>
+#include <tsmc/potentials/task_potentials.hpp>
+
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/toy_model.hpp>
 #include <tsmc/testing/toy_potentials.hpp>

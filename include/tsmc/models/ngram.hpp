@@ -37,6 +37,7 @@
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/models/text_io.hpp>
 #include <tsmc/models/word_tokenizer.hpp>
 #include <tsmc/resampling/ancestors.hpp>
 
@@ -143,14 +144,6 @@ struct ngram_trie_builder {
   }
   [[nodiscard]] std::size_t size() const noexcept { return parent.size(); }
 };
-
-/// Shortest text that reads back as the same double ("-inf" for -infinity).
-inline std::string format_double(double x) {
-  if (x == -std::numeric_limits<double>::infinity()) return "-inf";
-  char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, x);
-  return std::string(buffer, result.ptr);
-}
 
 }  // namespace detail
 
@@ -687,20 +680,20 @@ class ngram_model {
     }
   }
 
-  /// Writes the row of context c (normalised) into out[0..V).
+  /// Writes the row of context c (normalised) into out[0..V). The row is always formed as
+  /// log p_backoff + (bows - log normaliser), so a context's row is the same bits whether its
+  /// normaliser was cached or not (on a context's first visit the row is formed twice).
   void write_row(std::uint32_t c, double* out) const {
     double log_norm = log_norm_[c];
-    const bool known = !std::isnan(log_norm);
-    write_unnormalised(c, out, known ? log_norm : 0.0);
-    if (!known) {
-      Eigen::Map<Eigen::ArrayXd> row(out, static_cast<Eigen::Index>(vocab_));
-      log_norm = logsumexp(row.matrix());
+    if (std::isnan(log_norm)) {
+      write_unnormalised(c, out, 0.0);
+      log_norm = logsumexp(Eigen::Map<const Eigen::VectorXd>(out, static_cast<Eigen::Index>(vocab_)));
       if (!std::isfinite(log_norm))
         throw_runtime_error("ngram_model::log_probs", "the row of context node " + std::to_string(c),
                             "must give some word a positive, finite probability (log normaliser)", log_norm);
       log_norm_[c] = log_norm;
-      row -= log_norm;
     }
+    write_unnormalised(c, out, log_norm);
   }
 
   /// out[w] = log p_backoff(w | c) - shift for every w.
@@ -727,20 +720,21 @@ class ngram_model {
     out[word_tokenizer::start_token] = neg_inf;
   }
 
-  /// log p(w | c), normalised.
+  /// log p(w | c), normalised: the same value as write_row's entry w.
   [[nodiscard]] double entry(std::uint32_t c, token w) const {
     if (w == word_tokenizer::start_token) return neg_inf;
     if (std::isnan(log_norm_[c])) {
       std::vector<double> row(vocab_);
       write_row(c, row.data());
+      return row[static_cast<std::size_t>(w)];
     }
-    double acc = -log_norm_[c];
+    double above = 0.0;
     for (std::uint32_t u = c; u != 0; u = suffix_[u]) {
       const std::uint32_t n = child(u, w);
-      if (n != npos) return node_lnp_[n] + acc;
-      acc += node_lnbow_[u];
+      if (n != npos) return node_lnp_[n] + (above - log_norm_[c]);
+      above += node_lnbow_[u];
     }
-    return unigram_lnp_[static_cast<Eigen::Index>(w)] + acc;
+    return unigram_lnp_[static_cast<Eigen::Index>(w)] + (above - log_norm_[c]);
   }
 
   void write_features(std::size_t k) {
@@ -786,74 +780,6 @@ class ngram_model {
 
 namespace detail {
 
-/// The text without leading and trailing whitespace (CR included).
-[[nodiscard]] inline std::string_view trim_arpa(std::string_view t) {
-  const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!t.empty() && space(t.front())) t.remove_prefix(1);
-  while (!t.empty() && space(t.back())) t.remove_suffix(1);
-  return t;
-}
-
-/// Whitespace-separated fields.
-[[nodiscard]] inline std::vector<std::string_view> split_fields(std::string_view t) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < t.size()) {
-    while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i]))) ++i;
-    const std::size_t start = i;
-    while (i < t.size() && !std::isspace(static_cast<unsigned char>(t[i]))) ++i;
-    if (i > start) out.push_back(t.substr(start, i - start));
-  }
-  return out;
-}
-
-/// A whole field as a double (a leading '+' allowed; "inf", "nan" parse), or false.
-[[nodiscard]] inline bool parse_double(std::string_view field, double& value) {
-  if (!field.empty() && field.front() == '+') field.remove_prefix(1);
-  if (field.empty()) return false;
-  const auto result = std::from_chars(field.data(), field.data() + field.size(), value);
-  return result.ec == std::errc() && result.ptr == field.data() + field.size();
-}
-
-/// A whole field as a non-negative integer, or false.
-[[nodiscard]] inline bool parse_count(std::string_view field, std::size_t& value) {
-  if (field.empty()) return false;
-  const auto result = std::from_chars(field.data(), field.data() + field.size(), value);
-  return result.ec == std::errc() && result.ptr == field.data() + field.size();
-}
-
-/// Reads lines and remembers the line number, with one line of look-ahead.
-class arpa_lines {
- public:
-  explicit arpa_lines(std::istream& in) : in_(&in) {}
-  /// The next line (trimmed); false at the end of the file.
-  bool next(std::string_view& out) {
-    if (pushed_back_) {
-      pushed_back_ = false;
-      out = trim_arpa(line_);
-      return true;
-    }
-    if (!std::getline(*in_, line_)) return false;
-    ++number_;
-    out = trim_arpa(line_);
-    return true;
-  }
-  /// The next non-blank line; false at the end of the file.
-  bool next_nonblank(std::string_view& out) {
-    while (next(out))
-      if (!out.empty()) return true;
-    return false;
-  }
-  void push_back() { pushed_back_ = true; }
-  [[nodiscard]] std::size_t number() const noexcept { return number_; }
-
- private:
-  std::istream* in_;
-  std::string line_;
-  std::size_t number_ = 0;
-  bool pushed_back_ = false;
-};
-
 [[noreturn]] inline void arpa_error(std::size_t line, const std::string& problem, std::string_view got) {
   throw_runtime_error("read_arpa", "line " + std::to_string(line) + ":", problem, "'" + std::string(got) + "'");
 }
@@ -861,7 +787,7 @@ class arpa_lines {
 }  // namespace detail
 
 inline ngram_model ngram_model::read_arpa(std::istream& in) {
-  detail::arpa_lines lines(in);
+  detail::text_lines lines(in);
   std::string_view t;
   const std::string eof = "end of file";
   // Header.
@@ -885,11 +811,11 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
     }
     std::size_t n = 0, c = 0;
     const std::size_t eq = t.find('=');
-    const std::string_view head = eq == std::string_view::npos ? t : detail::trim_arpa(t.substr(0, eq));
+    const std::string_view head = eq == std::string_view::npos ? t : detail::trim_text(t.substr(0, eq));
     const bool ok = eq != std::string_view::npos && head.substr(0, 5) == "ngram" && head.size() > 5 &&
                     std::isspace(static_cast<unsigned char>(head[5])) &&
-                    detail::parse_count(detail::trim_arpa(head.substr(5)), n) &&
-                    detail::parse_count(detail::trim_arpa(t.substr(eq + 1)), c);
+                    detail::parse_count(detail::trim_text(head.substr(5)), n) &&
+                    detail::parse_count(detail::trim_text(t.substr(eq + 1)), c);
     if (!ok) detail::arpa_error(lines.number(), "a count line must read 'ngram <order>=<count>' with non-negative integers", t);
     if (n != counts.size() + 1)
       detail::arpa_error(lines.number(), "orders must be declared in sequence 1, 2, ..., expected order " +
@@ -1001,9 +927,8 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
         detail::arpa_error(lines.number(), "the section '\\1-grams:' must list </s> (the end token)", t);
       for (const token special : {word_tokenizer::unknown_token, word_tokenizer::start_token})
         if (!listed_special[static_cast<std::size_t>(special)]) {
-          const std::uint32_t node = trie.add(0, special);
+          const std::uint32_t node = trie.add(0, special);  // probability 0; still unknown to higher orders
           trie.log10p[node] = -std::numeric_limits<double>::infinity();
-          listed_special[static_cast<std::size_t>(special)] = 1;
         }
     }
   }
