@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -192,10 +193,19 @@ TEST_CASE("an ARPA file written then read gives identical probabilities", "[worl
         r.next_log_probs({}, prefix, y);
         REQUIRE(x == y);  // bit for bit
       }
-    // Writing the read model gives the same file.
+    // Writing the read model gives the same file; so does a round trip through a file on disk.
     std::ostringstream again;
     r.write_arpa(again);
     REQUIRE(again.str() == text);
+    if (order == 3) {
+      const std::string path = (std::filesystem::temp_directory_path() / "tsmc_ngram_test.arpa").string();
+      m.save_arpa(path);
+      const ngram_model from_disk = ngram_model::load_arpa(path);
+      std::ostringstream third;
+      from_disk.write_arpa(third);
+      REQUIRE(third.str() == text);
+      std::filesystem::remove(path);
+    }
   }
 }
 
