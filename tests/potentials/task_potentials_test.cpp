@@ -105,8 +105,12 @@ TEST_CASE("task potentials: the next-token form equals the sequence form on ever
     classifier_potential positive(w.sentiment_classifier, 2, beta);
     check_next_equals_sequence(positive, w.model, prefixes);
   }
-  // Thresholds where some candidates pass and some do not.
-  for (const double threshold : {std::log(0.5), std::log(0.9), -0.01}) {
+  // Thresholds where some candidates pass and some do not, one of them exactly a candidate's
+  // score (so >= and > differ).
+  token_sequence tie = prefixes[1];
+  tie.push_back(w.vocabulary.id("hit"));
+  const double tie_score = class_log_prob_score(w.rare_classifier, 1).score(tie);
+  for (const double threshold : {std::log(0.5), std::log(0.9), -0.01, tie_score}) {
     threshold_potential harmful(class_log_prob_score(w.rare_classifier, 1), threshold);
     check_next_equals_sequence(harmful, w.model, prefixes);
   }
