@@ -48,4 +48,11 @@
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
+#include <tsmc/models/ngram.hpp>
+#include <tsmc/models/text_io.hpp>
+#include <tsmc/models/word_tokenizer.hpp>
 
+#include <tsmc/corpus/story_grammar.hpp>
+
+#include <tsmc/potentials/classifier.hpp>
+#include <tsmc/potentials/task_potentials.hpp>

@@ -1,0 +1,353 @@
+#pragma once
+/// @file
+/// @brief Classifiers of token sequences: the `Classifier` concept (log P(c | s) for a batch of
+/// sequences), its next-token refinement, and a bag-of-words multinomial logistic regression
+/// with training, evaluation, saving and loading.
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/core/log_math.hpp>
+#include <tsmc/core/types.hpp>
+#include <tsmc/models/text_io.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <fstream>
+#include <istream>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tsmc {
+
+/// @brief A classifier of token sequences: `num_classes()` and `log_class_probs(sequences, out)`
+/// writing out(k, c) = log P(c | sequences[k]), each row normalised over the classes.
+template <class C>
+concept Classifier = requires(const C& c, std::span<const token_sequence> sequences, log_prob_ref out) {
+  { c.num_classes() } -> std::convertible_to<std::size_t>;
+  c.log_class_probs(sequences, out);
+};
+
+/// @brief A Classifier that scores every one-token extension at once:
+/// `log_class_prob_next(prefixes, cls, out)` writes out(k, v) = log P(cls | prefixes[k] + v)
+/// for every token v (K x V). Task potentials use it for their next-token form.
+template <class C>
+concept NextTokenClassifier =
+    Classifier<C> && requires(const C& c, std::span<const token_sequence> prefixes, std::size_t cls, log_prob_ref out) {
+      c.log_class_prob_next(prefixes, cls, out);
+    };
+
+/// @brief Options of bag-of-words training, used with designated initialisers.
+struct bag_of_words_options {
+  std::size_t iterations = 150;  ///< full-batch Adam steps (> 0)
+  double learning_rate = 0.2;    ///< Adam's step size (> 0)
+  double l2 = 1e-4;              ///< weight of (1/2) ||W||^2 in the loss (>= 0; the biases are not penalised)
+  std::vector<token> ignored{};  ///< tokens whose weights stay 0 (e.g. `</s>`, so that a sequence's end does not count)
+};
+
+/// @brief A bag-of-words multinomial logistic regression over token counts:
+/// z_c(s) = b_c + sum_t W(c, s_t), P(c | s) = exp(z_c) / sum_c' exp(z_c').
+///
+/// Models tsmc::NextTokenClassifier: one extension s + v adds the column W(., v) to z(s), so
+/// the K x V next-token table costs C additions and one C-term logsumexp per entry. The scores
+/// of s + v are accumulated in the same order as those of the sequence itself, so the two forms
+/// agree exactly (bit for bit).
+class bag_of_words_classifier {
+ public:
+  /// @brief A classifier with all weights and biases 0 (uniform over classes).
+  /// @param classes C >= 2
+  /// @param vocab V > 0
+  /// @throw tsmc::invalid_argument if C < 2 or V == 0
+  bag_of_words_classifier(std::size_t classes, std::size_t vocab) {
+    constexpr const char* function = "bag_of_words_classifier::bag_of_words_classifier";
+    check_argument(classes >= 2, function, "classes", "must be at least 2", classes);
+    check_positive(function, "vocab", vocab);
+    weights_ = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(classes), static_cast<Eigen::Index>(vocab));
+    bias_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(classes));
+  }
+
+  /// @brief C, the number of classes.
+  [[nodiscard]] std::size_t num_classes() const noexcept { return static_cast<std::size_t>(weights_.rows()); }
+  /// @brief V, the vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return static_cast<std::size_t>(weights_.cols()); }
+  /// @brief W, C x V.
+  [[nodiscard]] const Eigen::MatrixXd& weights() const noexcept { return weights_; }
+  /// @brief b, C.
+  [[nodiscard]] const Eigen::VectorXd& bias() const noexcept { return bias_; }
+
+  /// @brief Replaces the parameters.
+  /// @param weights C x V
+  /// @param bias C
+  /// @throw tsmc::invalid_argument on a shape mismatch or a non-finite value
+  void set_parameters(const Eigen::MatrixXd& weights, const Eigen::VectorXd& bias) {
+    constexpr const char* function = "bag_of_words_classifier::set_parameters";
+    check_size(function, "weights.rows()", weights.rows(), "num_classes()", num_classes());
+    check_size(function, "weights.cols()", weights.cols(), "vocab_size()", vocab_size());
+    check_size(function, "bias.size()", bias.size(), "num_classes()", num_classes());
+    check_argument(weights.allFinite() && bias.allFinite(), function, "parameters", "must be finite", "a NaN or inf");
+    weights_ = weights;
+    bias_ = bias;
+  }
+
+  /// @brief z(s) = b + sum_t W(., s_t) (the scores, in the order the next-token form uses).
+  /// @param sequence tokens in [0, V)
+  /// @return C scores
+  /// @throw tsmc::invalid_argument if a token is outside [0, V)
+  [[nodiscard]] Eigen::VectorXd scores(std::span<const token> sequence) const {
+    check_tokens(sequence, vocab_size(), "bag_of_words_classifier::scores", "sequence");
+    return scores_unchecked(sequence);
+  }
+
+  /// @brief log P(c | s) for one sequence and every class.
+  /// @param sequence tokens in [0, V)
+  /// @return C log-probabilities (they logsumexp to 0)
+  /// @throw tsmc::invalid_argument if a token is outside [0, V)
+  [[nodiscard]] Eigen::VectorXd log_class_probs(std::span<const token> sequence) const {
+    Eigen::VectorXd z = scores(sequence);
+    return z.array() - logsumexp(z);
+  }
+
+  /// @brief out(k, c) = log P(c | sequences[k]).
+  /// @param sequences K sequences of tokens in [0, V)
+  /// @param out K x C
+  /// @throw tsmc::invalid_argument on a shape mismatch or a token outside [0, V)
+  void log_class_probs(std::span<const token_sequence> sequences, log_prob_ref out) const {
+    constexpr const char* function = "bag_of_words_classifier::log_class_probs";
+    check_size(function, "out.rows()", out.rows(), "sequences.size()", sequences.size());
+    check_size(function, "out.cols()", out.cols(), "num_classes()", num_classes());
+    for (std::size_t k = 0; k < sequences.size(); ++k)
+      out.row(static_cast<Eigen::Index>(k)) = log_class_probs(sequences[k]).transpose();
+  }
+
+  /// @brief out(k, v) = log P(cls | prefixes[k] + v) for every token v.
+  /// @param prefixes K sequences of tokens in [0, V)
+  /// @param cls the class, in [0, C)
+  /// @param out K x V
+  /// @throw tsmc::invalid_argument on a shape mismatch, a class or a token out of range
+  void log_class_prob_next(std::span<const token_sequence> prefixes, std::size_t cls, log_prob_ref out) const {
+    constexpr const char* function = "bag_of_words_classifier::log_class_prob_next";
+    check_size(function, "out.rows()", out.rows(), "prefixes.size()", prefixes.size());
+    check_size(function, "out.cols()", out.cols(), "vocab_size()", vocab_size());
+    check_argument(cls < num_classes(), function, "cls", "must be < num_classes() " + std::to_string(num_classes()), cls);
+    const auto classes = weights_.rows();
+    Eigen::VectorXd z(classes);
+    for (std::size_t k = 0; k < prefixes.size(); ++k) {
+      check_tokens(prefixes[k], vocab_size(), function, "prefixes[" + std::to_string(k) + "]");
+      const Eigen::VectorXd base = scores_unchecked(prefixes[k]);
+      double* row = out.row(static_cast<Eigen::Index>(k)).data();
+      for (Eigen::Index v = 0; v < weights_.cols(); ++v) {
+        z = base + weights_.col(v);
+        row[v] = z[static_cast<Eigen::Index>(cls)] - logsumexp(z);
+      }
+    }
+  }
+
+  /// @brief The most probable class (the lowest index among ties).
+  /// @param sequence tokens in [0, V)
+  /// @return the class
+  /// @throw tsmc::invalid_argument if a token is outside [0, V)
+  [[nodiscard]] std::size_t predict(std::span<const token> sequence) const {
+    Eigen::Index best = 0;
+    scores(sequence).maxCoeff(&best);
+    return static_cast<std::size_t>(best);
+  }
+
+  /// @brief The fraction of sequences whose predicted class is their label.
+  /// @param sequences the sequences
+  /// @param labels one class per sequence
+  /// @return the accuracy in [0, 1]
+  /// @throw tsmc::invalid_argument on a size mismatch, an empty set or a bad token
+  [[nodiscard]] double accuracy(std::span<const token_sequence> sequences, std::span<const std::size_t> labels) const {
+    check_size("bag_of_words_classifier::accuracy", "labels.size()", labels.size(), "sequences.size()", sequences.size());
+    check_positive("bag_of_words_classifier::accuracy", "sequences.size()", sequences.size());
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < sequences.size(); ++i) right += predict(sequences[i]) == labels[i] ? 1 : 0;
+    return static_cast<double>(right) / static_cast<double>(sequences.size());
+  }
+
+  /// @brief The training loss and its gradient at (W, b):
+  /// L = -(1/N) sum_i log P(y_i | s_i) + (l2 / 2) ||W||^2, and
+  /// dL/dW(c, t) = (1/N) sum_i (P(c | s_i) - [c = y_i]) n_t(s_i) + l2 W(c, t),
+  /// dL/db_c = (1/N) sum_i (P(c | s_i) - [c = y_i]), with n_t(s) the count of t in s.
+  /// @param sequences N sequences of tokens in [0, V)
+  /// @param labels N classes in [0, C)
+  /// @param l2 the penalty weight
+  /// @param grad_weights if not null, receives dL/dW (C x V)
+  /// @param grad_bias if not null, receives dL/db (C)
+  /// @return L
+  /// @throw tsmc::invalid_argument on a size mismatch, an empty set, a bad label or token
+  [[nodiscard]] double training_loss(std::span<const token_sequence> sequences, std::span<const std::size_t> labels,
+                                     double l2, Eigen::MatrixXd* grad_weights = nullptr,
+                                     Eigen::VectorXd* grad_bias = nullptr) const {
+    constexpr const char* function = "bag_of_words_classifier::training_loss";
+    check_data(sequences, labels, function);
+    const auto n = static_cast<double>(sequences.size());
+    if (grad_weights != nullptr) grad_weights->setZero(weights_.rows(), weights_.cols());
+    if (grad_bias != nullptr) grad_bias->setZero(bias_.size());
+    double loss = 0.0;
+    Eigen::VectorXd p;
+    for (std::size_t i = 0; i < sequences.size(); ++i) {
+      const Eigen::VectorXd z = scores_unchecked(sequences[i]);
+      const double lse = logsumexp(z);
+      const auto y = static_cast<Eigen::Index>(labels[i]);
+      loss -= (z[y] - lse) / n;
+      if (grad_weights == nullptr && grad_bias == nullptr) continue;
+      p = (z.array() - lse).exp();
+      p[y] -= 1.0;
+      p /= n;
+      if (grad_bias != nullptr) *grad_bias += p;
+      if (grad_weights != nullptr)
+        for (const token t : sequences[i]) grad_weights->col(t) += p;
+    }
+    loss += 0.5 * l2 * weights_.squaredNorm();
+    if (grad_weights != nullptr) *grad_weights += l2 * weights_;
+    return loss;
+  }
+
+  /// @brief Trains a classifier by full-batch Adam on the training loss (training_loss).
+  /// @param sequences N labelled sequences of tokens in [0, V)
+  /// @param labels N classes in [0, classes)
+  /// @param classes C >= 2
+  /// @param vocab V
+  /// @param options iterations, step size, L2 weight and ignored tokens
+  /// @return the trained classifier
+  /// @throw tsmc::invalid_argument on bad data or options
+  [[nodiscard]] static bag_of_words_classifier train(std::span<const token_sequence> sequences,
+                                                     std::span<const std::size_t> labels, std::size_t classes,
+                                                     std::size_t vocab, const bag_of_words_options& options = {}) {
+    constexpr const char* function = "bag_of_words_classifier::train";
+    bag_of_words_classifier model(classes, vocab);
+    model.check_data(sequences, labels, function);
+    check_positive(function, "options.iterations", options.iterations);
+    check_argument(options.learning_rate > 0.0 && std::isfinite(options.learning_rate), function,
+                   "options.learning_rate", "must be positive and finite", options.learning_rate);
+    check_argument(options.l2 >= 0.0 && std::isfinite(options.l2), function, "options.l2", "must be >= 0 and finite",
+                   options.l2);
+    check_tokens(options.ignored, vocab, function, "options.ignored");
+    Eigen::ArrayXXd mask = Eigen::ArrayXXd::Ones(model.weights_.rows(), model.weights_.cols());
+    for (const token t : options.ignored) mask.col(t).setZero();
+    // Adam (Kingma and Ba 2015) with the usual moment rates.
+    constexpr double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
+    Eigen::MatrixXd gw, mw = Eigen::MatrixXd::Zero(model.weights_.rows(), model.weights_.cols()), vw = mw;
+    Eigen::VectorXd gb, mb = Eigen::VectorXd::Zero(model.bias_.size()), vb = mb;
+    double b1 = 1.0, b2 = 1.0;
+    for (std::size_t it = 0; it < options.iterations; ++it) {
+      (void)model.training_loss(sequences, labels, options.l2, &gw, &gb);
+      gw = (gw.array() * mask).matrix();
+      b1 *= beta1;
+      b2 *= beta2;
+      mw = beta1 * mw + (1.0 - beta1) * gw;
+      vw = beta2 * vw + (1.0 - beta2) * gw.cwiseProduct(gw);
+      mb = beta1 * mb + (1.0 - beta1) * gb;
+      vb = beta2 * vb + (1.0 - beta2) * gb.cwiseProduct(gb);
+      const double step = options.learning_rate * std::sqrt(1.0 - b2) / (1.0 - b1);
+      model.weights_.array() -= step * mw.array() / (vw.array().sqrt() + epsilon);
+      model.bias_.array() -= step * mb.array() / (vb.array().sqrt() + epsilon);
+    }
+    return model;
+  }
+
+  /// @brief Writes the classifier as text: "tsmc-bow-classifier 1", "classes C vocab V", a
+  /// "bias" line, then C lines of V weights; numbers in the shortest form that reads back exactly.
+  /// @param out the stream
+  /// @throw tsmc::runtime_error if the stream fails
+  void write(std::ostream& out) const {
+    out << "tsmc-bow-classifier 1\nclasses " << num_classes() << " vocab " << vocab_size() << "\nbias";
+    for (Eigen::Index c = 0; c < bias_.size(); ++c) out << ' ' << detail::format_double(bias_[c]);
+    out << '\n';
+    for (Eigen::Index c = 0; c < weights_.rows(); ++c) {
+      for (Eigen::Index v = 0; v < weights_.cols(); ++v)
+        out << (v == 0 ? "" : " ") << detail::format_double(weights_(c, v));
+      out << '\n';
+    }
+    if (!out) throw_runtime_error("bag_of_words_classifier::write", "stream", "must accept the output", "a write error");
+  }
+
+  /// @brief Reads a classifier written by write().
+  /// @param in the stream
+  /// @return the classifier
+  /// @throw tsmc::runtime_error "tsmc::bag_of_words_classifier::read: line L: ..." for a
+  /// malformed or truncated file
+  [[nodiscard]] static bag_of_words_classifier read(std::istream& in) {
+    detail::text_lines lines(in);
+    std::string_view t;
+    const auto fail = [&](std::size_t line, const std::string& problem, std::string_view got) {
+      throw_runtime_error("bag_of_words_classifier::read", "line " + std::to_string(line) + ":", problem,
+                          "'" + std::string(got) + "'");
+    };
+    const auto need = [&](const char* what) {
+      if (!lines.next(t)) fail(lines.number() + 1, std::string("truncated: expected ") + what, "end of file");
+    };
+    need("the header 'tsmc-bow-classifier 1'");
+    if (t != "tsmc-bow-classifier 1") fail(lines.number(), "the first line must be 'tsmc-bow-classifier 1'", t);
+    need("'classes C vocab V'");
+    std::vector<std::string_view> f = detail::split_fields(t);
+    std::size_t classes = 0, vocab = 0;
+    if (f.size() != 4 || f[0] != "classes" || f[2] != "vocab" || !detail::parse_count(f[1], classes) ||
+        !detail::parse_count(f[3], vocab) || classes < 2 || vocab == 0)
+      fail(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
+    bag_of_words_classifier model(classes, vocab);
+    const auto numbers = [&](std::size_t skip, std::size_t count, double* out) {
+      f = detail::split_fields(t);
+      if (f.size() != skip + count)
+        fail(lines.number(), "expected " + std::to_string(count) + " numbers", t);
+      for (std::size_t i = 0; i < count; ++i)
+        if (!detail::parse_double(f[skip + i], out[i]) || !std::isfinite(out[i]))
+          fail(lines.number(), "every parameter must be a finite number", f[skip + i]);
+    };
+    need("the 'bias' line");
+    if (t.substr(0, 4) != "bias") fail(lines.number(), "expected the 'bias' line", t);
+    numbers(1, classes, model.bias_.data());
+    std::vector<double> row(vocab);
+    for (std::size_t c = 0; c < classes; ++c) {
+      need("a line of weights");
+      numbers(0, vocab, row.data());
+      for (std::size_t v = 0; v < vocab; ++v)
+        model.weights_(static_cast<Eigen::Index>(c), static_cast<Eigen::Index>(v)) = row[v];
+    }
+    return model;
+  }
+
+  /// @brief Writes the classifier to a file (see write).
+  /// @throw tsmc::runtime_error if the file cannot be written
+  void save(const std::string& path) const {
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw_runtime_error("bag_of_words_classifier::save", "path", "must name a writable file", path);
+    write(out);
+  }
+
+  /// @brief Reads a classifier from a file (see read).
+  /// @throw tsmc::runtime_error if the file cannot be opened, or as read
+  [[nodiscard]] static bag_of_words_classifier load(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw_runtime_error("bag_of_words_classifier::load", "path", "must name a readable file", path);
+    return read(in);
+  }
+
+ private:
+  [[nodiscard]] Eigen::VectorXd scores_unchecked(std::span<const token> sequence) const {
+    Eigen::VectorXd z = bias_;
+    for (const token t : sequence) z += weights_.col(t);
+    return z;
+  }
+
+  void check_data(std::span<const token_sequence> sequences, std::span<const std::size_t> labels,
+                  const char* function) const {
+    check_positive(function, "sequences.size()", sequences.size());
+    check_size(function, "labels.size()", labels.size(), "sequences.size()", sequences.size());
+    for (std::size_t i = 0; i < sequences.size(); ++i) {
+      check_argument(labels[i] < num_classes(), function, "labels[" + std::to_string(i) + "]",
+                     "must be < the number of classes " + std::to_string(num_classes()), labels[i]);
+      check_tokens(sequences[i], vocab_size(), function, "sequences[" + std::to_string(i) + "]");
+    }
+  }
+
+  Eigen::MatrixXd weights_;
+  Eigen::VectorXd bias_;
+};
+
+}  // namespace tsmc
