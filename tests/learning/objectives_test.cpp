@@ -317,3 +317,94 @@ TEST_CASE("sigmoid_twist: log psi = log sigmoid(g), gradients chained through si
   CHECK(gradient.norm() > 0.1);
   CHECK_THROWS_WITH(twist.recorded_logit(1, 0, 0), Catch::Contains("was not recorded"));
 }
+
+TEST_CASE("objective losses equal their formulas on a batch (RL, SIXO, FUDGE) and CTL's constants", "[learning]") {
+  learning_toy toy(true, 47);
+  default_engine rng(6);
+  // The potential has no next-token form: every step of a sequence is trained (n_k = its length).
+  auto mean_over_steps = [&](const tabular_twist& w, const token_sequence& s, auto&& term) {
+    double total = 0.0;
+    for (std::size_t t = 1; t <= s.size(); ++t) total += term(w.log_value(token_sequence(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(t))), t);
+    return total / static_cast<double>(s.size());
+  };
+  {
+    tabular_twist twist(3, 3);
+    randomize(twist, 2, 0.5);
+    auto lp = toy.learning(twist, 16);
+    tsmc::rl objective;
+    auto b = objective.sample(lp, rng);
+    const double loss = objective.accumulate(lp, b, rng).loss;
+    double expected = 0.0;
+    const auto& seqs = b.samples.result.sequences;
+    for (std::size_t k = 0; k < seqs.size(); ++k)
+      expected += mean_over_steps(twist, seqs[k], [&](double f, std::size_t t) {
+        const double r = f - b.targets[t - 1][k];
+        return 0.5 * r * r;
+      });
+    CHECK(loss == Approx(expected / static_cast<double>(seqs.size())).epsilon(1e-12));
+  }
+  {
+    tabular_twist twist(3, 3);
+    randomize(twist, 3, 0.5);
+    auto lp = toy.learning(twist, 16);
+    auto exact = enumeration_sampler(toy.solution);
+    tsmc::sixo objective(exact, 8);
+    auto b = objective.sample(lp, rng);
+    const double loss = objective.accumulate(lp, b, rng).loss;
+    double expected = 0.0;
+    for (const auto& s : b.negatives)
+      expected -= mean_over_steps(twist, s, [](double f, std::size_t) { return log_sigmoid(-f); }) / 16.0;
+    for (const auto& s : b.positives)
+      expected -= mean_over_steps(twist, s, [](double f, std::size_t) { return log_sigmoid(f); }) / 8.0;
+    CHECK(loss == Approx(expected).epsilon(1e-12));
+  }
+  {
+    learning_toy_t<soft_classifier> classifier_toy(true, 29, soft_classifier::random(3, 4, 1.5));
+    sigmoid_twist<tabular_twist> twist(tabular_twist(3, 3));
+    randomize(twist.inner(), 4, 0.5);
+    auto lp = classifier_toy.learning(twist, 16);
+    tsmc::fudge objective;
+    auto b = objective.sample(lp, rng);
+    const double loss = objective.accumulate(lp, b, rng).loss;
+    double expected = 0.0;
+    for (std::size_t k = 0; k < b.samples.size(); ++k) {
+      const double y = b.labels[k];
+      CHECK(y == Approx(std::exp(classifier_toy.potential.inner().log_class_probability(b.samples[k]))).epsilon(1e-12));
+      expected += mean_over_steps(twist.inner(), b.samples[k], [y](double g, std::size_t) {
+        return -(y * log_sigmoid(g) + (1 - y) * log_sigmoid(-g));
+      });
+    }
+    CHECK(loss == Approx(expected / 16.0).epsilon(1e-12));
+  }
+  {
+    // CTL's negatives at step t: a particle finished before t keeps its final weight (its pi_t mass is p0 phi / q).
+    tabular_twist twist(3, 3);
+    randomize(twist, 5, 0.5);
+    auto lp = toy.learning(twist, 64);
+    tsmc::ctl<> objective;
+    auto b = objective.sample(lp, rng);
+    std::size_t finished_earlier = 0;
+    for (std::size_t i = 0; i < b.negatives.steps.size(); ++i)
+      for (std::size_t k = 0; k < 64; ++k)
+        if (!b.negatives.steps[i].proposed[k]) {
+          CHECK(b.log_constants[i][k] == b.negatives.result.log_weights[k]);
+          ++finished_earlier;
+        }
+    CHECK(finished_earlier > 10);
+  }
+}
+
+TEST_CASE("exact_proposal_kls counts all of q's mass when psi_T = phi is zero for every candidate", "[learning]") {
+  // phi = 1{contains 0 0}, with its next-token form: a prefix that cannot finish the pattern has
+  // psi_T = 0 for every last token, and the sampler draws that token from p0.
+  toy_problem problem{3, 3, token_sequence{1}, std::nullopt};
+  tabular_model model(3, 9);
+  pattern_indicator target(token_sequence{0, 0});
+  const auto solution = enumerate(problem, model, target);
+  tabular_twist flat(3, 3);
+  twisted_smc smc(model, flat, target, smc_options{.particles = 1, .horizon = 3});
+  const exact_kls kls = exact_proposal_kls(solution, smc);
+  CHECK(kls.q_mass == Approx(1.0).epsilon(1e-12));
+  CHECK(kls.q_sigma == std::numeric_limits<double>::infinity());
+  CHECK(std::isfinite(kls.sigma_q));
+}
