@@ -20,6 +20,10 @@ namespace tsmc {
 /// @brief One block of trainable parameters as flat views of the twist's own storage: the
 /// values an optimiser updates and the gradient accumulated for them (same size), with the
 /// block's name and shape (written to parameter files and checked when reading them).
+///
+/// The views are Eigen::Map: copying a block makes another view of the same storage, but
+/// assigning one block to another (`a = b`) copies b's numbers into a's storage. A block is valid
+/// while its twist is not moved or resized: call parameters() again after moving a twist.
 struct parameter_block {
   std::string name;                        ///< unique within the twist, e.g. "layer0.weight"
   Eigen::Index rows = 0;                   ///< shape, rows x cols == values.size()
