@@ -5,6 +5,8 @@
 #include "learning/learning_fixtures.hpp"
 
 #include <tsmc/testing/proposal_kl.hpp>
+#include <tsmc/twists/features.hpp>
+#include <tsmc/twists/mlp_twist.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -20,7 +22,8 @@ namespace {
 /// sum_t KL(sigma_t || pi_t) by enumeration, for the twist's current parameters (Section 4.1).
 /// States at step t: the prefix s_{1:t} of a sequence at least t long (pi mass p0 psi_t), or a
 /// sequence that finished before t (pi mass p0 phi).
-double exact_ctl_objective(const learning_toy& toy, const tabular_twist& twist) {
+template <class LogPsi>
+double exact_ctl_objective(const learning_toy& toy, LogPsi&& log_psi) {
   const auto& sol = toy.solution;
   const auto sequences = sol.sequences();
   const auto log_sigma = sol.log_sigma();
@@ -48,7 +51,7 @@ double exact_ctl_objective(const learning_toy& toy, const tabular_twist& twist) 
       const bool generating = state.size() == t && !(state.size() < t);
       const bool finished_before = state.size() < t;
       double mass = masses.first;
-      if (generating && !finished_before) mass *= std::exp(twist.log_value(state));
+      if (generating && !finished_before) mass *= std::exp(log_psi(state));
       pi_mass[state] = mass;
       z += mass;
     }
@@ -133,16 +136,75 @@ TEST_CASE("CTL with exact expectations is minus the gradient of sum_t KL(sigma_t
     for (Eigen::Index i = 0; i < twist.values().size(); ++i) {
       const double saved = twist.values()[i];
       twist.values()[i] = saved + h;
-      const double up = exact_ctl_objective(toy, twist);
+      const double up = exact_ctl_objective(toy, [&](const token_sequence& s) { return twist.log_value(s); });
       twist.values()[i] = saved - h;
-      const double down = exact_ctl_objective(toy, twist);
+      const double down = exact_ctl_objective(toy, [&](const token_sequence& s) { return twist.log_value(s); });
       twist.values()[i] = saved;
       worst = std::max(worst, std::abs((up - down) / (2 * h) - gradient[i]));
     }
-    INFO("surrogate " << surrogate << ", exact " << exact_ctl_objective(toy, twist));
+    INFO("surrogate " << surrogate << ", exact " << exact_ctl_objective(toy, [&](const token_sequence& s) { return twist.log_value(s); }));
     CHECK(worst < 1e-6);
     CHECK(gradient.norm() > 1e-2);  // the check is not vacuous
   }
+}
+
+TEST_CASE("CTL with exact expectations on an MLP head is minus the gradient of sum_t KL(sigma_t || pi_t)", "[learning]") {
+  learning_toy toy(true, 13);
+  mlp_twist twist(prefix_features({.vocab_size = 3, .embedding_size = 4, .window = 1, .init_scale = 0.5, .seed = 3}),
+                  {.vocab_size = 3, .max_steps = 3, .hidden_layers = 1, .width = 5, .seed = 4});
+  {  // a non-zero output layer, so that every block has a gradient
+    default_engine engine(17);
+    for (auto& block : twist.parameters())
+      for (Eigen::Index i = 0; i < block.values.size(); ++i) block.values[i] = 0.4 * standard_normal(engine);
+  }
+  const std::vector<token_sequence> all(toy.solution.sequences().begin(), toy.solution.sequences().end());
+  auto lp = toy.learning(twist, all.size());
+  default_engine rng(1);
+  const auto log_p0 = toy.solution.log_p0_of_sequences();
+  const auto log_phi = toy.solution.log_phi();
+  const auto log_sigma = toy.solution.log_sigma();
+  tsmc::ctl<> objective;
+  twist.zero_gradient();
+  const recorded_pass pass = lp.evaluate(std::span<const token_sequence>(all), true, rng);
+  std::vector<std::vector<double>> constants(pass.steps.size());
+  for (std::size_t i = 0; i < pass.steps.size(); ++i)
+    for (std::size_t k = 0; k < all.size(); ++k)
+      constants[i].push_back(all[k].size() > i ? log_p0[k] : log_p0[k] + log_phi[k]);
+  std::vector<double> sigma(all.size());
+  for (std::size_t k = 0; k < all.size(); ++k) sigma[k] = std::exp(log_sigma[k]);
+  std::vector<sparse_coefficient> scratch;
+  (void)objective.accumulate_negatives(twist, pass, constants);
+  (void)tsmc::detail::accumulate_positive_phase(twist, pass, sigma, scratch);
+  twist.set_recording(false);
+
+  // log psi_t(s_{1:t}) of one prefix, through the head itself (prefix_features reads only the prefixes).
+  const std::vector<std::uint8_t> one_active{1};
+  auto log_psi = [&](const token_sequence& prefix) {
+    const std::vector<token_sequence> parent{token_sequence(prefix.begin(), prefix.end() - 1)};
+    const step_context<tabular_model> ctx{prefix.size(), 3, toy.problem.prompt, parent, one_active, toy.model};
+    log_prob_matrix out(1, 3);
+    twist.log_twist(ctx, out);
+    return out(0, prefix.back());
+  };
+  const double h = 1e-6;
+  double worst = 0.0, norm = 0.0;
+  std::size_t checked = 0;
+  for (auto& block : twist.parameters()) {
+    for (Eigen::Index i = 0; i < block.values.size(); ++i) {
+      const double saved = block.values[i];
+      block.values[i] = saved + h;
+      const double up = exact_ctl_objective(toy, log_psi);
+      block.values[i] = saved - h;
+      const double down = exact_ctl_objective(toy, log_psi);
+      block.values[i] = saved;
+      worst = std::max(worst, std::abs((up - down) / (2 * h) - block.gradient[i]));
+      norm += block.gradient[i] * block.gradient[i];
+      ++checked;
+    }
+  }
+  CHECK(worst < 1e-6);
+  CHECK(std::sqrt(norm) > 1e-2);
+  CHECK(checked > 80);
 }
 
 TEST_CASE("each objective's update is the gradient of its own loss on a fixed batch", "[learning]") {
