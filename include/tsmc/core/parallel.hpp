@@ -25,6 +25,8 @@ namespace tsmc::detail {
 /// rounding of a product changes with the thread count. Here every tile is a single-threaded
 /// Eigen product (Eigen runs single-threaded inside a parallel region) whose shape depends only
 /// on the operands' sizes, so each entry is summed in the same order whatever the thread count.
+/// Products under 100000 multiply-adds, which Eigen never parallelises, run directly (a
+/// parallel region costs more than they do, and far more on an oversubscribed machine).
 /// @param dst rows x cols (a writable Eigen expression: matrix, block or map)
 /// @param lhs rows x depth
 /// @param rhs depth x cols
@@ -33,6 +35,15 @@ template <class Dst, class Lhs, class Rhs>
 void tiled_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate = false) {
   const Eigen::Index cols = dst.cols();
   if (cols == 0 || dst.rows() == 0) return;
+  // Below 2 x 50000 multiply-adds Eigen never splits a product among threads (its
+  // parallelize_gemm asks for work / 50000 threads): run it directly, without a parallel region.
+  if (static_cast<double>(dst.rows()) * static_cast<double>(cols) * static_cast<double>(lhs.cols()) < 100000.0) {
+    if (accumulate)
+      dst.noalias() += lhs * rhs;
+    else
+      dst.noalias() = lhs * rhs;
+    return;
+  }
   const Eigen::Index width = product_tile_width(cols);
   const auto tiles = static_cast<std::int64_t>((cols + width - 1) / width);
   // No `if` clause: even a one-tile product runs inside the region, so that Eigen never
