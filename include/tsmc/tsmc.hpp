@@ -11,6 +11,7 @@
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/log_math.hpp>
+#include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/statistics.hpp>
 #include <tsmc/core/types.hpp>

@@ -10,6 +10,7 @@
 
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/parallel.hpp>
 #include <tsmc/core/types.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 
@@ -25,6 +26,10 @@
 #include <span>
 #include <string>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace tsmc::llama2c {
 
@@ -159,7 +164,11 @@ class model {
   void log_probs(log_prob_ref out) {
     check_out(out, "llama2c::model::log_probs");
     compute_logits(nullptr);
-    for (std::size_t k = 0; k < particles_; ++k) write_row(out, k, k);
+    const auto K = static_cast<std::int64_t>(particles_);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (particles_ * vocab_ >= parallel_entries)
+#endif
+    for (std::int64_t k = 0; k < K; ++k) write_row(out, static_cast<std::size_t>(k), static_cast<std::size_t>(k));
   }
 
   /// @brief Writes the log-probabilities of the active rows only (active[k] != 0); the other
@@ -172,9 +181,15 @@ class model {
     check_out(out, function);
     check_size(function, "active.size()", active.size(), "the number of particles", particles_);
     compute_logits(&active);
-    std::size_t packed = 0;
+    packed_rows_.clear();
     for (std::size_t k = 0; k < particles_; ++k)
-      if (active[k]) write_row(out, k, packed++);
+      if (active[k]) packed_rows_.push_back(k);
+    const auto n = static_cast<std::int64_t>(packed_rows_.size());
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (packed_rows_.size() * vocab_ >= parallel_entries)
+#endif
+    for (std::int64_t i = 0; i < n; ++i)
+      write_row(out, packed_rows_[static_cast<std::size_t>(i)], static_cast<std::size_t>(i));
   }
 
   /// @brief Writes the K x V float logits (wcls times features()).
@@ -267,6 +282,7 @@ class model {
   static constexpr std::size_t growth_slack = 64;   // positions added to the prompt's at start
   static constexpr std::size_t prefill_chunk = 64;  // prompt positions per forward pass at start
   static constexpr float rms_epsilon = 1e-5f;
+  static constexpr std::size_t parallel_entries = 65536;  // K x V entries from which rows go parallel
 
   void init() {
     const config& c = weights_->configuration();
@@ -315,7 +331,19 @@ class model {
     features_.resize(K, static_cast<Eigen::Index>(dim_));
     packed_.resize(K, static_cast<Eigen::Index>(dim_));
     logits_.resize(K, static_cast<Eigen::Index>(vocab_));
-    scores_.resize(static_cast<Eigen::Index>(seq_len_), static_cast<Eigen::Index>(heads_ / kv_heads_));
+    scores_.clear();
+    ensure_scores();
+  }
+
+  // One attention scores buffer (seq_len x heads per kv head) per OpenMP thread that may run.
+  void ensure_scores() {
+#ifdef _OPENMP
+    const auto threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+#else
+    const std::size_t threads = 1;
+#endif
+    while (scores_.size() < threads)
+      scores_.emplace_back(static_cast<Eigen::Index>(seq_len_), static_cast<Eigen::Index>(heads_ / kv_heads_));
   }
 
   // Cache layout: [layer][slot][position][kv_dim], so one slot's rows of a layer are contiguous.
@@ -400,23 +428,36 @@ class model {
     const auto hs = static_cast<Eigen::Index>(head_size_);
     const auto R = static_cast<Eigen::Index>(rep);
     const float inv_sqrt_hs = 1.0f / std::sqrt(static_cast<float>(head_size_));
+    ensure_scores();
     auto slot_of = [&](std::size_t r) { return prefill ? std::size_t{0} : r; };
     auto position_of = [&](std::size_t r) { return prefill ? length_ + r : length_; };
 
     for (std::size_t l = 0; l < layers_; ++l) {
       rmsnorm(x_, w.rms_att(l), xb_, n);
       const auto xb = xb_.topRows(N);
-      q_.topRows(N).noalias() = xb * w.wq(l).transpose();
+      tsmc::detail::tiled_product(q_.topRows(N), xb, w.wq(l).transpose());
       strided_rows k_new(key_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
       strided_rows v_new(value_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
-      k_new.noalias() = xb * w.wk(l).transpose();
-      v_new.noalias() = xb * w.wv(l).transpose();
+      tsmc::detail::tiled_product(k_new, xb, w.wk(l).transpose());
+      tsmc::detail::tiled_product(v_new, xb, w.wv(l).transpose());
       for (std::size_t r = 0; r < n; ++r) {
         rope(q_.row(static_cast<Eigen::Index>(r)).data(), dim_, position_of(r));
         rope(key_row(l, slot_of(r), position_of(r)), kv_dim_, position_of(r));
       }
       // Attention: per row and kv head g, the rep query heads sharing it form an R x hs block.
-      for (std::size_t r = 0; r < n; ++r) {
+      // Rows are independent (each reads its own slot's cache): decoding runs them in parallel,
+      // each thread with its own scores buffer, so results do not depend on the thread count.
+      const auto rows = static_cast<std::int64_t>(n);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (!prefill && n * (length_ + 1) * dim_ >= parallel_entries)
+#endif
+      for (std::int64_t rs = 0; rs < rows; ++rs) {
+        const auto r = static_cast<std::size_t>(rs);
+#ifdef _OPENMP
+        Eigen::MatrixXf& scores_buffer = scores_[static_cast<std::size_t>(omp_get_thread_num())];
+#else
+        Eigen::MatrixXf& scores_buffer = scores_[0];
+#endif
         const std::size_t k = slot_of(r);
         const auto T = static_cast<Eigen::Index>(position_of(r) + 1);
         for (std::size_t g = 0; g < kv_heads_; ++g) {
@@ -424,7 +465,7 @@ class model {
           const_strided_rows values(value_row(l, k, 0) + g * head_size_, T, hs, Eigen::OuterStride<>(kv));
           Eigen::Map<const row_matrix> query(q_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
           Eigen::Map<row_matrix> out(attn_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
-          auto scores = scores_.topRows(T);
+          auto scores = scores_buffer.topRows(T);
           scores.noalias() = keys * query.transpose();  // T x R
           for (Eigen::Index c = 0; c < R; ++c) {
             auto col = scores.col(c).array();
@@ -436,13 +477,13 @@ class model {
           out.noalias() = scores.transpose() * values;  // R x hs
         }
       }
-      x_.topRows(N).noalias() += attn_.topRows(N) * w.wo(l).transpose();
+      tsmc::detail::tiled_product(x_.topRows(N), attn_.topRows(N), w.wo(l).transpose(), true);
       rmsnorm(x_, w.rms_ffn(l), xb_, n);
-      h1_.topRows(N).noalias() = xb * w.w1(l).transpose();
-      h3_.topRows(N).noalias() = xb * w.w3(l).transpose();
+      tsmc::detail::tiled_product(h1_.topRows(N), xb, w.w1(l).transpose());
+      tsmc::detail::tiled_product(h3_.topRows(N), xb, w.w3(l).transpose());
       auto h1 = h1_.topRows(N).array();
       h1 = h1 / (1.0f + (-h1).exp()) * h3_.topRows(N).array();
-      x_.topRows(N).noalias() += h1_.topRows(N) * w.w2(l).transpose();
+      tsmc::detail::tiled_product(x_.topRows(N), h1_.topRows(N), w.w2(l).transpose(), true);
     }
   }
 
@@ -451,7 +492,7 @@ class model {
     const auto wcls = weights_->wcls();
     if (active == nullptr) {
       if (logits_ready_) return;
-      logits_.noalias() = features_ * wcls.transpose();
+      tsmc::detail::tiled_product(logits_, features_, wcls.transpose());
       logits_ready_ = true;
       return;
     }
@@ -459,7 +500,7 @@ class model {
     for (std::size_t k = 0; k < particles_; ++k)
       if ((*active)[k]) packed_.row(static_cast<Eigen::Index>(n++)) = features_.row(static_cast<Eigen::Index>(k));
     const auto N = static_cast<Eigen::Index>(n);
-    if (n > 0) logits_.topRows(N).noalias() = packed_.topRows(N) * wcls.transpose();
+    if (n > 0) tsmc::detail::tiled_product(logits_.topRows(N), packed_.topRows(N), wcls.transpose());
     logits_ready_ = false;  // rows are packed: not the full matrix
   }
 
@@ -483,7 +524,8 @@ class model {
   row_matrix x_, xb_, q_, attn_, h1_, h3_, packed_;
   feature_matrix features_;
   logit_matrix logits_;
-  Eigen::MatrixXf scores_;  // column-major: softmax runs down contiguous columns
+  std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
+  std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
   bool logits_ready_ = false;
   std::size_t copied_slots_ = 0;
   std::size_t copied_rows_ = 0;
