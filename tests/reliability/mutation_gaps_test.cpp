@@ -9,6 +9,7 @@
 #include <tsmc/resampling/schemes.hpp>
 #include <tsmc/smc/result.hpp>
 #include <tsmc/smc/sampler.hpp>
+#include <tsmc/smc/stateless_model.hpp>
 #include <tsmc/testing/toy_potentials.hpp>
 
 #include <catch2/catch.hpp>
@@ -387,4 +388,71 @@ TEST_CASE("log_proposal of a user proposal is normalised by the sampler", "[reli
   }
   CHECK(worst_q < 1e-9);
   CHECK(worst_w < 1e-9);
+}
+
+TEST_CASE("log_proposal of the base proposal normalises a model's rows", "[reliability]") {
+  // A model whose rows are log p + 0.3 (not normalised; the sampler draws from p, their
+  // normalisation): log q(s) must be sum_t log p(s_t), not sum_t (log p(s_t) + 0.3).
+  using namespace tsmc_test;
+  const std::vector<double> p{0.2, 0.5, 0.3};
+  stateless_model model(3, [&p](std::span<const token>, std::span<const token>, std::span<double> out) {
+    for (std::size_t v = 0; v < 3; ++v) out[v] = std::log(p[v]) + 0.3;
+  });
+  random_potential potential(2, 1.0);
+  no_twist none;
+  twisted_smc smc(model, none, potential,
+                  smc_options{.particles = 16, .horizon = 4, .proposal = proposal_type::base, .end_token = 2},
+                  multinomial{}, never);
+  default_engine rng(9);
+  const smc_result r = smc.run(token_sequence{0}, rng);
+  double worst = 0.0;
+  for (std::size_t k = 0; k < r.sequences.size(); ++k) {
+    double log_q = 0.0;
+    for (const token t : r.sequences[k]) log_q += std::log(p[static_cast<std::size_t>(t)]);
+    worst = std::max(worst, std::abs(r.log_proposal[k] - log_q));
+  }
+  CHECK(worst < 1e-12);
+}
+
+namespace {
+// log psi = -inf for every candidate at step 2 after a first token 0, 0 otherwise.
+struct dead_end_twist {
+  template <class M>
+  void log_twist(const tsmc::step_context<M>& ctx, tsmc::log_prob_ref out) const {
+    out.setZero();
+    if (ctx.step != 2) return;
+    for (std::size_t k = 0; k < ctx.prefixes.size(); ++k)
+      if (!ctx.prefixes[k].empty() && ctx.prefixes[k][0] == 0) out.row(static_cast<Eigen::Index>(k)).setConstant(-inf);
+  }
+};
+struct unit_potential_only {
+  void log_potential(std::span<const tsmc::token_sequence> s, std::span<double> out) const {
+    for (std::size_t k = 0; k < s.size(); ++k) out[k] = 0.0;
+  }
+};
+}  // namespace
+
+TEST_CASE("log_proposal where psi = 0 for every candidate is log p0 of the token", "[reliability]") {
+  // The twisted proposal is undefined where psi_t = 0 for every candidate; the token then comes
+  // from p0 (normalised: the rows here are log p + 0.3), and so does its log q.
+  using namespace tsmc_test;
+  const std::vector<double> p{0.2, 0.5, 0.3};
+  stateless_model model(3, [&p](std::span<const token>, std::span<const token>, std::span<double> out) {
+    for (std::size_t v = 0; v < 3; ++v) out[v] = std::log(p[v]) + 0.3;
+  });
+  unit_potential_only potential;
+  dead_end_twist twist;
+  twisted_smc smc(model, twist, potential, smc_options{.particles = 32, .horizon = 3}, multinomial{}, never);
+  default_engine rng(10);
+  const smc_result r = smc.run(token_sequence{0}, rng);
+  double worst = 0.0;
+  int dead = 0;
+  for (std::size_t k = 0; k < r.sequences.size(); ++k) {
+    double log_q = 0.0;
+    for (const token t : r.sequences[k]) log_q += std::log(p[static_cast<std::size_t>(t)]);
+    worst = std::max(worst, std::abs(r.log_proposal[k] - log_q));
+    dead += r.sequences[k][0] == 0;
+  }
+  REQUIRE(dead > 0);
+  CHECK(worst < 1e-12);
 }
