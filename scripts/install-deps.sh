@@ -3,6 +3,9 @@
 # they are all present. Run as root or with sudo available.
 set -euo pipefail
 packages=(g++ cmake ninja-build libeigen3-dev catch2 libbenchmark-dev)
+# Extra packages a caller needs (scripts/test-sanitizers.sh: clang and its sanitiser runtimes).
+# shellcheck disable=SC2206
+packages+=(${TSMC_EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

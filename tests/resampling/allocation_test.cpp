@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 // AddressSanitizer brings its own operator new and delete; replacing them there mixes the two
@@ -66,18 +67,14 @@ TEMPLATE_TEST_CASE("resampler: repeated calls of one size allocate nothing", "[r
   tsmc::default_engine rng{5};
   std::vector<particle_index> same(k), fewer(k / 2 + 3);
   r.resample(log_weights[0], same, rng);  // grow every buffer once
-  if constexpr (tsmc_test::allows_any_n<TestType>) {  // (killing needs n == K: no conditional)
-    r.resample_conditional(log_weights[0], same, rng);
-    r.resample(log_weights[0], fewer, rng);
-  }
+  if constexpr (tsmc_test::allows_any_n<TestType>) r.resample(log_weights[0], fewer, rng);  // (killing: n == K)
+  if constexpr (std::is_same_v<TestType, tsmc::multinomial>) r.resample_conditional(log_weights[0], same, rng);
   const std::size_t before = heap_allocations.load();
   for (int call = 0; call < 100; ++call) {
     const auto& l = log_weights[static_cast<std::size_t>(call) % log_weights.size()];
     r.resample(l, same, rng);
-    if constexpr (tsmc_test::allows_any_n<TestType>) {
-      r.resample_conditional(l, same, rng);
-      r.resample(l, fewer, rng);
-    }
+    if constexpr (std::is_same_v<TestType, tsmc::multinomial>) r.resample_conditional(l, same, rng);
+    if constexpr (tsmc_test::allows_any_n<TestType>) r.resample(l, fewer, rng);
   }
   CHECK(heap_allocations.load() - before == 0);
   // The counter counts. (A direct call: clang may elide a new-expression whose memory is unused.)

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 using tsmc::particle_index;
@@ -52,6 +53,8 @@ TEMPLATE_TEST_CASE("resampler: one particle, and conditional resampling keeps th
   std::vector<particle_index> a1(1, 9);
   r.resample(one, a1, rng);
   CHECK(a1[0] == 0);
+  if constexpr (!std::is_same_v<TestType, tsmc::multinomial>) return;  // conditional: multinomial only
+  else {
   a1[0] = 9;
   r.resample_conditional(one, a1, rng);
   CHECK(a1[0] == 0);
@@ -65,6 +68,7 @@ TEMPLATE_TEST_CASE("resampler: one particle, and conditional resampling keeps th
     REQUIRE(r.counts()[0] >= 1);
     REQUIRE(std::accumulate(r.counts().begin(), r.counts().end(), 0u) == 30u);
   }
+  }
 }
 
 TEST_CASE("resampler: conditional counts are unbiased for (K - 1) w_i + [i == 0]", "[resampling]") {
@@ -72,7 +76,7 @@ TEST_CASE("resampler: conditional counts are unbiased for (K - 1) w_i + [i == 0]
   const auto w = tsmc_test::random_weights(k, 1.0, 17);
   std::vector<double> log_w(k);
   for (std::size_t i = 0; i < k; ++i) log_w[i] = std::log(w[i]);
-  tsmc::resampler<tsmc::systematic> r;
+  tsmc::resampler<tsmc::multinomial> r;
   tsmc::default_engine rng{6};
   std::vector<particle_index> ancestors(k);
   tsmc_test::count_moments moments(k);
@@ -87,13 +91,8 @@ TEST_CASE("resampler: conditional counts are unbiased for (K - 1) w_i + [i == 0]
   CHECK(moments.max_abs_z(expected) < 6.0);  // Bonferroni over 8 particles: < 2e-8 false alarms
 }
 
-TEST_CASE("resampler: killing cannot serve conditional resampling", "[resampling]") {
-  tsmc::resampler<tsmc::killing> r;
-  tsmc::default_engine rng{1};
-  const std::vector<double> log_w{0.0, -1.0, -2.0};
-  std::vector<particle_index> ancestors(3);
-  CHECK_THROWS_WITH(r.resample_conditional(log_w, ancestors, rng), Catch::Matchers::Contains("killing::offspring"));
-}
+// (Killing and the other schemes cannot serve conditional resampling at all: a static_assert,
+// tests/compile_fail/resample_conditional_systematic.cpp.)
 
 TEST_CASE("resampler: bad log-weights get a clear exception", "[resampling]") {
   tsmc::resampler<tsmc::systematic> r;
@@ -113,9 +112,10 @@ TEST_CASE("resampler: bad log-weights get a clear exception", "[resampling]") {
                     "resampled), got -inf");
   CHECK_THROWS_WITH(r.resample(std::vector<double>{0.0}, none, rng),
                     "tsmc::resampler::resample: ancestors.size() must be positive, got 0");
-  CHECK_THROWS_WITH(r.resample_conditional(std::vector<double>{0.0, 0.0}, ancestors, rng),
+  tsmc::resampler<tsmc::multinomial> m;
+  CHECK_THROWS_WITH(m.resample_conditional(std::vector<double>{0.0, 0.0}, ancestors, rng),
                     "tsmc::resampler::resample_conditional: ancestors.size() must equal log_weights.size() 2, got 3");
-  CHECK_THROWS_WITH(r.resample_conditional(std::vector<double>{-inf, -inf, -inf}, ancestors, rng),
+  CHECK_THROWS_WITH(m.resample_conditional(std::vector<double>{-inf, -inf, -inf}, ancestors, rng),
                     Catch::Matchers::StartsWith("tsmc::resampler::resample_conditional: log_weights must not all"));
 }
 

@@ -80,7 +80,13 @@ struct log_z_bounds {
   double upper_ess = 0.0;   ///< mean ESS after the last step of the upper-bound runs
   double seconds = 0.0;     ///< wall time of the estimate (runs and exact samples)
 
-  /// @brief upper - lower: the sum of the two KLs between q_SMC and sigma_SMC (Section 5).
+  /// @brief upper - lower. When both bounds come from one sampler, that is the sum of the two KLs
+  /// between its q_SMC and sigma_SMC (Section 5). The upper bound always comes from conditional
+  /// SMC with multinomial resampling of the free slots (twisted_smc::run_conditional), so for a
+  /// sampler with another scheme (systematic, stratified, residual, SSP, killing) the lower
+  /// bound is that scheme's and the upper bound multinomial's: the gap is then
+  /// KL(q_S || sigma_S) + KL(sigma_M || q_M) of two samplers S and M, not one sampler's two KLs.
+  /// @return upper.mean - lower.mean
   [[nodiscard]] double gap() const noexcept { return upper.mean - lower.mean; }
   /// @brief (lower + upper) / 2, the paper's estimate of log Z from the bounds.
   [[nodiscard]] double midpoint() const noexcept { return 0.5 * (lower.mean + upper.mean); }

@@ -19,6 +19,7 @@
 #include <tsmc/smc/options.hpp>
 #include <tsmc/smc/result.hpp>
 #include <tsmc/smc/sampler.hpp>
+#include <tsmc/twists/no_twist.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -144,6 +145,13 @@ struct kl_samples {
   return out;
 }
 
+namespace detail {
+template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
+[[nodiscard]] kl_estimate estimate_kl_runs(Model& model, Twist& twist, Pot& potential, std::span<const token> prompt,
+                                           Exact& exact, const log_z_reference& log_z, const kl_options& options,
+                                           Engine& rng);
+}  // namespace detail
+
 /// @brief Estimates KL(q || sigma) and KL(sigma || q) for the base or the twist-induced
 /// proposal over full sequences (Zhao et al. 2024, Eq. 23).
 ///
@@ -157,7 +165,8 @@ struct kl_samples {
 /// @tparam Pot a Potential
 /// @tparam Exact an ExactSampler; a TargetedExactSampler is checked against options and prompt
 /// @param model p0
-/// @param twist the twist defining the twist-induced proposal (ignored by the base proposal's draws)
+/// @param twist the twist defining the twist-induced proposal (not used by the base proposal, whose
+/// SIS weights p0 phi / q must not depend on it)
 /// @param potential phi
 /// @param prompt s_0
 /// @param exact exact samples from sigma
@@ -186,6 +195,23 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
                            log_z.value);
   check_finite(function, "log_z.value", log_z.value);
   detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  // q = p0 does not depend on the twist, and its weight p0 phi / q must not either: a twist that
+  // is 0 somewhere sigma has mass would zero the SIS weights through the intermediate targets
+  // (F_q = G_q = -inf, KL(sigma || q) = -inf). The base proposal therefore runs without it.
+  if (options.proposal == proposal_type::base) {
+    no_twist none;
+    return detail::estimate_kl_runs(model, none, potential, prompt, exact, log_z, options, rng);
+  }
+  return detail::estimate_kl_runs(model, twist, potential, prompt, exact, log_z, options, rng);
+}
+
+namespace detail {
+
+/// estimate_kl's SIS and conditional runs, after its argument checks.
+template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
+[[nodiscard]] kl_estimate estimate_kl_runs(Model& model, Twist& twist, Pot& potential, std::span<const token> prompt,
+                                           Exact& exact, const log_z_reference& log_z, const kl_options& options,
+                                           Engine& rng) {
   const auto start = std::chrono::steady_clock::now();
   using sis = twisted_smc<Model, Twist, Pot, multinomial, never_trigger>;
   const auto sis_options = [&](std::size_t particles) {
@@ -213,6 +239,8 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }
+
+}  // namespace detail
 
 /// @brief estimate_kl with the problem taken from a sampler: its model, twist, potential, and
 /// the horizon, end token and proposal of its options(); only the sample sizes are given. The

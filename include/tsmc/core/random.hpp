@@ -7,6 +7,8 @@
 /// libraries); every uniform is built here from the engine's raw bits, so a seed gives the same
 /// run with libstdc++ and libc++.
 
+#include <tsmc/core/error.hpp>
+
 #include <bit>
 #include <cmath>
 #include <concepts>
@@ -254,9 +256,15 @@ template <RandomEngine Engine>
 }
 
 /// @brief A uniform integer in [0, n) by Lemire's nearly-divisionless method (unbiased).
-/// @pre n > 0
+/// @param engine the random engine
+/// @param n the range size, n >= 1
+/// @return an integer in [0, n)
+/// @throw tsmc::invalid_argument "tsmc::uniform_index: n must be positive, got 0" for n == 0
+/// (the range is empty; the rejection threshold (2^64 - n) mod n would divide by zero)
 template <RandomEngine Engine>
 [[nodiscard]] std::uint64_t uniform_index(Engine& engine, std::uint64_t n) {
+  if (n == 0) [[unlikely]]
+    throw_invalid_argument("uniform_index", "n", "must be positive", n);
   // 128-bit multiply: the high word is uniform on [0, n) after rejecting the low word's bias.
   detail::uint128 m = static_cast<detail::uint128>(random_bits64(engine)) * n;
   auto low = static_cast<std::uint64_t>(m);

@@ -87,11 +87,18 @@ inline void normalized_weights(std::span<const double> log_weights, std::span<do
 /// @brief A mean with its standard error (sample standard deviation / sqrt(n)).
 struct mean_estimate {
   double mean = 0.0;            ///< the sample mean
-  double standard_error = 0.0;  ///< sqrt(sample variance / n); 0 for n = 1
+  double standard_error = 0.0;  ///< sqrt(sample variance / n); 0 for n = 1; see mean_and_standard_error for infinite means
   std::size_t count = 0;        ///< number of values
 };
 
 /// @brief The mean of values and its standard error (two-pass, stable).
+///
+/// Infinite values are legal (log Zhat = -inf for a run whose weights all vanished): when the
+/// mean is -inf (or +inf) it is reported as such, with a standard error of 0 if every value
+/// equals it (no spread) and +inf otherwise (the spread is unbounded), never NaN. Only a NaN
+/// value, or +inf and -inf together, give a NaN mean, and then a NaN standard error.
+/// @param values n >= 1 values
+/// @return the mean, its standard error (0 for n = 1) and n
 /// @throw tsmc::invalid_argument if values is empty
 [[nodiscard]] inline mean_estimate mean_and_standard_error(std::span<const double> values) {
   check_positive("mean_and_standard_error", "values.size()", values.size());
@@ -99,7 +106,12 @@ struct mean_estimate {
   double mean = 0.0;
   for (double v : values) mean += v;
   mean /= n;
-  if (!std::isfinite(mean)) return {mean, std::numeric_limits<double>::quiet_NaN(), values.size()};
+  if (std::isnan(mean)) return {mean, std::numeric_limits<double>::quiet_NaN(), values.size()};
+  if (std::isinf(mean)) {
+    bool all_equal = true;
+    for (double v : values) all_equal = all_equal && v == mean;
+    return {mean, all_equal ? 0.0 : std::numeric_limits<double>::infinity(), values.size()};
+  }
   double ss = 0.0;
   for (double v : values) ss += (v - mean) * (v - mean);
   const double se = values.size() > 1 ? std::sqrt(ss / (n - 1.0) / n) : 0.0;

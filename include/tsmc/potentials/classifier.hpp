@@ -12,14 +12,17 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <filesystem>
 #include <fstream>
 #include <istream>
 #include <ostream>
 #include <span>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace tsmc {
@@ -312,12 +315,33 @@ class bag_of_words_classifier {
     return model;
   }
 
-  /// @brief Writes the classifier to a file (see write).
-  /// @throw tsmc::runtime_error if the file cannot be written
+  /// @brief Writes the classifier to a file (see write), atomically: the text goes to a
+  /// temporary file next to it, which is then renamed over `path`, so an interrupted or failed
+  /// save leaves any previous file intact (and no partial one).
+  /// @param path the destination
+  /// @throw tsmc::runtime_error if the temporary file cannot be created or written, or the rename fails
   void save(const std::string& path) const {
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw_runtime_error("bag_of_words_classifier::save", "path", "must name a writable file", path);
-    write(out);
+    constexpr const char* function = "bag_of_words_classifier::save";
+    const std::string temporary =
+        path + ".tmp." + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+    {
+      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+      if (!out) throw_runtime_error(function, "path", "must name a file in a writable directory", path);
+      write(out);
+      out.close();
+      if (!out) {
+        std::error_code ignored;
+        std::filesystem::remove(temporary, ignored);
+        throw_runtime_error(function, "the temporary file " + temporary, "must accept the output", "a write error");
+      }
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) {
+      std::error_code ignored;
+      std::filesystem::remove(temporary, ignored);
+      throw_runtime_error(function, "the rename of " + temporary + " to " + path, "must succeed", error.message());
+    }
   }
 
   /// @brief Reads a classifier from a file (see read).

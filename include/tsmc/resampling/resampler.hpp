@@ -15,6 +15,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,11 +68,14 @@ class resampler {
   /// the other K - 1 slots draw their ancestors from all K weights.
   ///
   /// Counts for n = K - 1 come from the scheme, then counts[0] += 1, then slot-stable ancestors,
-  /// so ancestors[0] == 0. With K == 1, ancestors[0] = 0 and nothing is drawn. (Killing needs
-  /// n == K and therefore throws here for K > 1.) Only with multinomial is this the exact
-  /// conditional of unconditional resampling (Andrieu, Doucet and Holenstein 2010), which the
-  /// upper bound of conditional SMC relies on; twisted_smc::run_conditional therefore always uses
-  /// resampler<multinomial> here, whatever its own scheme.
+  /// so ancestors[0] == 0. With K == 1, ancestors[0] = 0 and nothing is drawn. Only with
+  /// multinomial is this the exact conditional of unconditional resampling (Andrieu, Doucet and
+  /// Holenstein 2010), which the upper bound of conditional SMC relies on: K - 1 systematic,
+  /// stratified, residual or SSP draws plus the reference are not the conditional law of those
+  /// schemes (on toy problems E[Z / Zhat] came out near 0.92 instead of P(Zhat > 0)), and killing
+  /// needs n == K. It is therefore available for resampler<multinomial> only (a static_assert
+  /// names the scheme otherwise); twisted_smc::run_conditional always uses resampler<multinomial>
+  /// here, whatever its own scheme.
   /// @tparam E a tsmc::RandomEngine
   /// @param log_weights K >= 1 log-weights, as for resample
   /// @param ancestors K outputs
@@ -80,6 +84,9 @@ class resampler {
   /// log-weights or ancestors.size() != K
   template <RandomEngine E>
   void resample_conditional(std::span<const double> log_weights, std::span<particle_index> ancestors, E& rng) {
+    static_assert(std::is_same_v<Scheme, multinomial>,
+                  "tsmc::resampler::resample_conditional: only resampler<tsmc::multinomial> gives the exact "
+                  "conditional kernel of conditional SMC; other schemes would bias its upper bound");
     const std::size_t k = log_weights.size();
     check_size("resampler::resample_conditional", "ancestors.size()", ancestors.size(), "log_weights.size()", k);
     normalise(log_weights, "resampler::resample_conditional");

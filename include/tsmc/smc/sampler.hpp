@@ -609,13 +609,15 @@ class twisted_smc {
                                               std::to_string(k), "must not be -inf for every token", lse);
       }
       const bool forced = k < f.forced.size();
-      if constexpr (Mode == detail::run_mode::conditional) {
-        if (forced && f.twisted && psi_x == neg_inf)
-          throw_runtime_error(f.function, "the twist's log psi of the reference's token " + std::to_string(x) +
-                                              " at step " + std::to_string(t),
-                              "must be finite (the reference has positive target mass)", psi_x);
-      }
       const bool finished = last || (options_.end_token && x == *options_.end_token);
+      if constexpr (Mode == detail::run_mode::conditional) {
+        // The reference must have positive target mass and be a draw the proposal can make: the
+        // same checks whatever the proposal (base, twisted or the user's).
+        if (forced) check_reference_token(f, t, x, log_p0_x, psi_x, finished, [&] {
+          if constexpr (user_proposal) return log_q_matrix_(static_cast<Eigen::Index>(k), x);
+          else return 0.0;
+        }());
+      }
       // log w_t before the potential (Eqs. 10, 15); finishing particles add log phi in score_finished.
       // `unfinished` is log w_t as if the particle went on: the weight that targets pi_t.
       double log_w_t;
@@ -662,6 +664,23 @@ class twisted_smc {
       }
     }
     return finishing_count;
+  }
+
+  /// Conditional runs: the reference's token x at step t must have p0 > 0, psi > 0 where psi
+  /// enters its weight (every step of a twisted run; unfinished steps otherwise) and, for a user
+  /// proposal, q > 0 (log_q_x; 0 for the built-in proposals).
+  void check_reference_token(const run_frame& f, std::size_t t, token x, double log_p0_x, double psi_x, bool finished,
+                             double log_q_x) const {
+    const auto where = [&] { return " of the reference's token " + std::to_string(x) + " at step " + std::to_string(t); };
+    if (log_p0_x == neg_inf)
+      throw_runtime_error(f.function, "the model's log p0" + where(),
+                          "must be finite (a reference with p0 = 0 has no target mass)", log_p0_x);
+    if (psi_x == neg_inf && (f.twisted || !finished))
+      throw_runtime_error(f.function, "the twist's log psi" + where(),
+                          "must be finite (the reference has positive target mass)", psi_x);
+    if (log_q_x == neg_inf)
+      throw_runtime_error(f.function, "the proposal's log q" + where(),
+                          "must be finite (the proposal must be able to draw the reference)", log_q_x);
   }
 
   /// Stage 3: log phi of the particles that finished at this step (base / user proposal: phi

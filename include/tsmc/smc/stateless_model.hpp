@@ -8,6 +8,7 @@
 #include <tsmc/resampling/ancestors.hpp>
 
 #include <concepts>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
@@ -50,10 +51,23 @@ class stateless_model {
   }
 
   /// @brief Row k = f(prompt, prefix_k).
+  /// @param out K x V
   /// @throw tsmc::invalid_argument if out is not K x V
-  void log_probs(log_prob_ref out) {
+  void log_probs(log_prob_ref out) { log_probs(out, std::span<const std::uint8_t>()); }
+
+  /// @brief As log_probs(out), calling f only for the particles still generating (active[k] != 0);
+  /// the rows of finished particles are left as they are. The sampler calls this form, so a
+  /// finished particle costs no call of f. An empty active span means every row.
+  /// @param out K x V
+  /// @param active K flags, or empty
+  /// @throw tsmc::invalid_argument if out is not K x V or active has neither 0 nor K entries
+  void log_probs(log_prob_ref out, std::span<const std::uint8_t> active) {
     check_shape(out);
+    if (!active.empty())
+      check_size("stateless_model::log_probs", "active.size()", active.size(), "the number of particles",
+                 prefixes_.size());
     for (std::size_t k = 0; k < prefixes_.size(); ++k) {
+      if (!active.empty() && active[k] == 0) continue;
       function_(std::span<const token>(prompt_), std::span<const token>(prefixes_[k]),
                 std::span<double>(out.row(static_cast<Eigen::Index>(k)).data(), vocab_size_));
     }

@@ -1,0 +1,145 @@
+// [reliability] Bad files for the loaders (issue 19, items 3 and 6): wrong, truncated and
+// corrupted parameter and classifier files give a tsmc exception naming the problem, and saves
+// leave no temporary file behind.
+
+#include <tsmc/core/error.hpp>
+#include <tsmc/learning/parameter_io.hpp>
+#include <tsmc/potentials/classifier.hpp>
+#include <tsmc/twists/trainable.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <Eigen/Dense>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct scratch_dir {
+  fs::path path;
+  explicit scratch_dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("tsmc_reliability_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  [[nodiscard]] std::size_t entries() const {
+    return static_cast<std::size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator()));
+  }
+};
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_all(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+std::string message_of(const auto& f) {
+  try {
+    f();
+  } catch (const tsmc::invalid_argument& e) {
+    return std::string("invalid_argument: ") + e.what();
+  } catch (const tsmc::runtime_error& e) {
+    return std::string("runtime_error: ") + e.what();
+  }
+  return "no exception";
+}
+
+struct two_blocks {
+  Eigen::VectorXd w = Eigen::VectorXd::LinSpaced(6, -1.0, 1.0), gw = Eigen::VectorXd::Zero(6);
+  Eigen::VectorXd b = Eigen::VectorXd::LinSpaced(3, 0.5, 1.5), gb = Eigen::VectorXd::Zero(3);
+  std::vector<tsmc::parameter_block> blocks() {
+    return {{"weight", 2, 3, Eigen::Map<Eigen::VectorXd>(w.data(), 6), Eigen::Map<Eigen::VectorXd>(gw.data(), 6)},
+            {"bias", 3, 1, Eigen::Map<Eigen::VectorXd>(b.data(), 3), Eigen::Map<Eigen::VectorXd>(gb.data(), 3)}};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("parameter files: another shape, truncated, corrupted, empty, missing", "[reliability]") {
+  scratch_dir dir("params");
+  const fs::path file = dir.path / "twist.params";
+  two_blocks source;
+  auto blocks = source.blocks();
+  tsmc::save_parameters(file, blocks);
+  CHECK(dir.entries() == 1);  // no temporary file left
+  const std::string good = read_all(file);
+
+  two_blocks target;
+  target.w.setZero();
+  auto into = target.blocks();
+  tsmc::load_parameters(file, into);
+  CHECK(target.w == source.w);
+
+  // Another shape: bias 1 x 3.
+  auto other = target.blocks();
+  other[1].rows = 1;
+  other[1].cols = 3;
+  const std::string shape = message_of([&] { tsmc::load_parameters(file, other); });
+  CHECK(shape.find("invalid_argument: tsmc::load_parameters") == 0);
+  CHECK(shape.find("bias") != std::string::npos);
+
+  const auto refused = [&](const std::string& bytes, const std::string& expected) {
+    write_all(file, bytes);
+    target.w.setConstant(7.0);
+    const std::string m = message_of([&] { tsmc::load_parameters(file, into); });
+    INFO(m);
+    CHECK(m.find("runtime_error: tsmc::load_parameters") == 0);
+    CHECK(m.find(expected) != std::string::npos);
+    CHECK((target.w.array() == 7.0).all());  // nothing written into the blocks
+  };
+  refused(good.substr(0, good.size() / 2), "twist.params");
+  refused(good.substr(0, good.size() - 1), "twist.params");
+  std::string flipped = good;
+  flipped[good.size() / 2] = static_cast<char>(flipped[good.size() / 2] ^ 0x10);
+  refused(flipped, "twist.params");
+  refused("", "twist.params");
+  refused(good + "x", "twist.params");
+  refused("TSMCPARX" + good.substr(8), "not a tsmc parameter file");
+  fs::remove(file);
+  CHECK(message_of([&] { tsmc::load_parameters(file, into); }).find("cannot be opened") != std::string::npos);
+}
+
+TEST_CASE("classifier files: atomic save, truncated and corrupted files", "[reliability]") {
+  scratch_dir dir("classifier");
+  const std::vector<tsmc::token_sequence> seqs{{1, 2}, {2, 3}, {3, 1}, {1, 1}};
+  const std::vector<std::size_t> labels{0, 1, 1, 0};
+  const auto c = tsmc::bag_of_words_classifier::train(seqs, labels, 2, 4);
+  const std::string file = (dir.path / "c.txt").string();
+  c.save(file);
+  c.save(file);  // over an existing file
+  CHECK(dir.entries() == 1);  // the temporary file was renamed, not left
+  const std::string good = read_all(file);
+  const auto back = tsmc::bag_of_words_classifier::load(file);
+  CHECK(back.num_classes() == 2);
+  CHECK(back.vocab_size() == 4);
+
+  // A save that cannot complete (the destination is a directory) throws and leaves no temporary.
+  const fs::path blocked = dir.path / "blocked";
+  fs::create_directory(blocked);
+  CHECK(message_of([&] { c.save(blocked.string()); }).find("runtime_error: tsmc::bag_of_words_classifier::save") == 0);
+  CHECK(dir.entries() == 2);
+  CHECK(fs::is_directory(blocked));
+  // ...and one into a missing directory, too.
+  CHECK(message_of([&] { c.save((dir.path / "missing" / "c.txt").string()); }).find("runtime_error") == 0);
+
+  for (const std::string& bad : {good.substr(0, good.size() / 2), std::string(), std::string("tsmc-bow-classifier 2\n"),
+                                 good.substr(0, good.find("bias")) + "bias nan nan\n"}) {
+    write_all(file, bad);
+    const std::string m = message_of([&] { (void)tsmc::bag_of_words_classifier::load(file); });
+    INFO(m);
+    CHECK(m.find("tsmc::") != std::string::npos);
+    CHECK(m.find("no exception") == std::string::npos);
+  }
+}
