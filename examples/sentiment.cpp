@@ -28,7 +28,7 @@ namespace {
 
 struct settings {
   std::size_t corpus = 5000;
-  std::size_t horizon = 5;
+  std::size_t horizon = 8;
   std::string target_class = "all";
   std::size_t updates = 600;
   std::size_t batch = 64;
