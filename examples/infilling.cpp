@@ -7,7 +7,7 @@
 // averaged over held-out observations, KL(q || sigma) and KL(sigma || q) of each twisted proposal
 // (log Z(o) from that observation's bounds) and the conditional bounds on log Z.
 //
-//   ./build/dev/examples/infilling                  # defaults: about a minute on two cores
+//   ./build/dev/examples/infilling                  # defaults: about two minutes on two cores
 #include "example_world.hpp"
 
 #include <tsmc/tsmc.hpp>
@@ -28,7 +28,7 @@ struct settings {
   std::size_t corpus = 5000;
   std::size_t horizon = 4;        // T hidden words
   std::size_t continuation = 3;   // c observed words
-  std::size_t updates = 400;
+  std::size_t updates = 2000;
   std::size_t batch = 64;
   double learning_rate = 3e-3;
   std::size_t observations = 32;  // held-out observations of the evaluation
