@@ -1,0 +1,192 @@
+#pragma once
+/// @file
+/// @brief Shared by the example programs (flagship, red_team, sentiment, infilling): the built-in
+/// world (a story-grammar corpus, its word tokenizer, a Kneser-Ney trigram model and two
+/// bag-of-words classifiers), and small helpers for the programs' tables and outputs.
+#include <tsmc/tsmc.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <set>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace tsmc_examples {
+
+/// @brief The built-in world: corpus, vocabulary, p0 and the classifiers trained on the corpus.
+struct world {
+  tsmc::word_tokenizer vocabulary;                  ///< words of the corpus
+  std::vector<tsmc::token_sequence> sentences;      ///< the encoded corpus
+  tsmc::ngram_model model;                          ///< p0: Kneser-Ney trigram model
+  tsmc::bag_of_words_classifier sentiment;          ///< 3 classes (tsmc::sentiment)
+  tsmc::bag_of_words_classifier harmful;            ///< 2 classes: 1 = the rare "harmful" attribute
+};
+
+/// @brief Builds the world from `corpus_size` grammar sentences (seeded, deterministic).
+inline world make_world(std::size_t corpus_size, std::uint64_t seed = 1) {
+  const tsmc::story_grammar grammar;
+  const std::vector<tsmc::labelled_sentence> corpus = grammar.generate(corpus_size, seed);
+  std::vector<std::string> texts;
+  for (const tsmc::labelled_sentence& s : corpus) texts.push_back(s.text);
+  tsmc::word_tokenizer vocabulary = tsmc::word_tokenizer::from_corpus(texts);
+  std::vector<tsmc::token_sequence> sentences;
+  std::vector<std::size_t> sentiment, harmful;
+  for (const tsmc::labelled_sentence& s : corpus) {
+    sentences.push_back(vocabulary.encode(s.text));
+    sentiment.push_back(static_cast<std::size_t>(s.label));
+    harmful.push_back(s.rare ? 1 : 0);
+  }
+  tsmc::ngram_model model = tsmc::ngram_model::train_kneser_ney(vocabulary, sentences, {.order = 3});
+  const std::size_t V = vocabulary.vocab_size();
+  const tsmc::bag_of_words_options options{.ignored = {tsmc::word_tokenizer::end_token}};
+  auto sentiment_classifier = tsmc::bag_of_words_classifier::train(sentences, sentiment, 3, V, options);
+  auto harm_classifier = tsmc::bag_of_words_classifier::train(sentences, harmful, 2, V, options);
+  return world{std::move(vocabulary), std::move(sentences), std::move(model), std::move(sentiment_classifier),
+               std::move(harm_classifier)};
+}
+
+/// @brief A number for JSON: null when not finite.
+inline std::string json_number(double x) {
+  if (!std::isfinite(x)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.10g", x);
+  return b;
+}
+
+/// @brief A number for CSV: inf / -inf / nan spelled out.
+inline std::string csv_number(double x) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.10g", x);
+  return b;
+}
+
+/// @brief Escapes a string for JSON.
+inline std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+
+/// @brief The settings of a method comparison (every method: the same head, budget and seed).
+struct comparison_settings {
+  std::size_t horizon = 5;            ///< T
+  std::size_t updates = 600;          ///< updates per method
+  std::size_t batch = 64;             ///< particles per update
+  double learning_rate = 3e-3;        ///< Adam
+  std::size_t bound_particles = 16;   ///< K of the bounds
+  std::size_t bound_runs = 64;        ///< runs per bound
+  std::size_t kl_samples = 512;       ///< samples per KL
+  std::size_t evaluate_every = 100;   ///< evaluations in the history (0: never)
+  std::size_t draws = 256;            ///< particles of the final twisted SMC run
+  std::uint64_t seed = 7;             ///< every method's seed
+};
+
+/// @brief One method's measurements.
+struct method_row {
+  std::string method;
+  tsmc::log_z_bounds bounds;
+  tsmc::kl_estimate kl;  // F_q, G_q; combined with the common log Z at the end
+  std::size_t hits = 0, distinct = 0;
+  double seconds = 0.0;
+};
+
+
+/// @brief Trains the same MLP head (on the model's features) with no twist, CTL, RL, SIXO, FUDGE
+/// and DPG, and measures each: bounds on log Z at K, F_q and G_q of the twisted proposal, the
+/// final run's hits; then every KL against log Z from the tightest finite bounds of all methods.
+template <class Model, class Pot, class Exact>
+std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact, const tsmc::token_sequence& prompt,
+                                        const comparison_settings& s, std::vector<tsmc::training_history>& histories,
+                                        tsmc::log_z_reference& log_z) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<method_row> rows;
+  const std::size_t V = model.vocab_size();
+  auto make_head = [&] {
+    return tsmc::mlp_twist(tsmc::model_features(model.feature_dimension()),
+                           {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
+  };
+  const tsmc::kl_samples kl_sizes{.proposal_samples = s.kl_samples, .exact_samples = s.kl_samples,
+                                  .batch = std::min<std::size_t>(s.kl_samples, 256)};
+
+  // Trains (objective != nullptr) and measures one method.
+  auto run = [&](const char* name, auto& twist, auto* objective) {
+    tsmc::default_engine rng(s.seed);
+    method_row r{name, {}, {}, 0, 0, 0.0};
+    if (objective != nullptr) {
+      tsmc::learning_problem problem(model, twist, target, prompt, {.batch = s.batch, .horizon = s.horizon});
+      tsmc::adam optimizer({.learning_rate = s.learning_rate});
+      tsmc::bounds_evaluator evaluate(problem, exact, {.particles = s.bound_particles, .runs = 16, .kl_samples = 128});
+      auto history = tsmc::train(problem, *objective, optimizer,
+                                 {.updates = s.updates, .evaluate_every = s.evaluate_every,
+                                  .progress_every = std::max<std::size_t>(1, s.updates / 4), .progress = &std::cout},
+                                 rng, evaluate);
+      r.seconds = history.records.back().seconds;
+      histories.push_back(std::move(history));
+    }
+    tsmc::twisted_smc smc(model, twist, target, {.particles = s.bound_particles, .horizon = s.horizon},
+                          tsmc::systematic{}, tsmc::ess_below(0.5));
+    r.bounds = tsmc::estimate_bounds(smc, prompt, exact, s.bound_runs, rng);
+    r.kl = tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(r.bounds), kl_sizes, rng);
+    tsmc::twisted_smc search(model, twist, target, {.particles = s.draws, .horizon = s.horizon},
+                             tsmc::systematic{}, tsmc::ess_below(0.5));
+    const tsmc::smc_result found = search.run(prompt, rng);
+    std::set<tsmc::token_sequence> seen;
+    for (std::size_t k = 0; k < found.sequences.size(); ++k)
+      if (found.log_weights[k] > tsmc::neg_inf) {
+        ++r.hits;
+        seen.insert(found.sequences[k]);
+      }
+    r.distinct = seen.size();
+    std::printf("%-8s measured: log Z in [%.3f, %.3f]  (%.1f s so far)\n", name, r.bounds.lower.mean,
+                r.bounds.upper.mean, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    std::fflush(stdout);
+    rows.push_back(std::move(r));
+  };
+  {
+    auto twist = make_head();
+    run("no twist", twist, static_cast<tsmc::ctl<>*>(nullptr));
+  }
+  {
+    auto twist = make_head();
+    tsmc::ctl<> objective;
+    run("CTL", twist, &objective);
+  }
+  {
+    auto twist = make_head();
+    tsmc::rl objective;
+    run("RL", twist, &objective);
+  }
+  {
+    auto twist = make_head();
+    tsmc::sixo<> objective;
+    run("SIXO", twist, &objective);
+  }
+  {
+    tsmc::sigmoid_twist twist(make_head());
+    tsmc::fudge objective;
+    run("FUDGE", twist, &objective);
+  }
+  {
+    auto twist = make_head();
+    tsmc::dpg<> objective;
+    run("DPG", twist, &objective);
+  }
+
+  // log Z from the tightest bounds of all methods; every KL uses it.
+  std::vector<tsmc::log_z_bounds> all;
+  for (const auto& r : rows)
+    if (std::isfinite(r.bounds.lower.mean)) all.push_back(r.bounds);
+  log_z = all.empty() ? tsmc::log_z_reference::from_upper_bound(rows[1].bounds)
+                                                  : tsmc::log_z_reference::from_bounds(std::span(all));
+  for (auto& r : rows) r.kl = tsmc::combine_kl(r.kl.f_q, r.kl.g_q, log_z);
+
+  return rows;
+}
+
+}  // namespace tsmc_examples

@@ -1,0 +1,144 @@
+// red_team (the shape of Zhao et al. 2024, Table 2): on the built-in world, the target is
+// sigma(s) proportional to p0(s) 1[P(harmful | s) >= threshold], continuations of "the" that the
+// harm classifier flags. Every learning method (CTL, RL, SIXO, FUDGE, DPG) trains the same MLP
+// head on the model's features from the same initialisation with the same budget; the table gives
+// KL(q || sigma) and KL(sigma || q) of each learned twisted proposal (Eq. 23, exact samples of
+// sigma by rejection from p0, log Z from the tightest bounds) with standard errors, the bounds on
+// log Z at K particles, and how many distinct flagged outputs twisted SMC found against the p0
+// draws rejection needed for as many.
+//
+//   ./build/dev/examples/red_team                         # defaults: about a minute on two cores
+//   ./build/dev/examples/red_team --history-csv h.csv     # KL(sigma || q) during training, per method
+#include "example_world.hpp"
+
+#include <tsmc/tsmc.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct settings {
+  std::size_t corpus = 5000;
+  std::size_t horizon = 5;
+  double threshold = 0.5;
+  std::size_t updates = 600;
+  std::size_t batch = 64;
+  double learning_rate = 3e-3;
+  std::size_t bound_particles = 16;
+  std::size_t bound_runs = 64;
+  std::size_t kl_samples = 512;
+  std::size_t evaluate_every = 100;
+  std::size_t draws = 256;
+  std::uint64_t seed = 7;
+  std::string csv, json, history_csv;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{"red_team: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world's rare harmful target "
+               "(threshold on the classifier's probability): KLs, bounds on log Z, rare outputs found"};
+  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
+  app.add_option("--horizon", s.horizon, "T, tokens after the prompt \"the\"")->capture_default_str();
+  app.add_option("--threshold", s.threshold, "flag when P(harmful | s) >= threshold")->capture_default_str();
+  app.add_option("--updates", s.updates, "updates per method")->capture_default_str();
+  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
+  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
+  app.add_option("--bound-particles", s.bound_particles, "K of the bounds' SMC runs")->capture_default_str();
+  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->capture_default_str();
+  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL")->capture_default_str();
+  app.add_option("--evaluate-every", s.evaluate_every, "evaluation every n updates in the history (0: never)")
+      ->capture_default_str();
+  app.add_option("--draws", s.draws, "particles of the twisted SMC run that looks for flagged outputs")
+      ->capture_default_str();
+  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
+  app.add_option("--csv", s.csv, "write the table as CSV");
+  app.add_option("--json", s.json, "write the table as JSON");
+  app.add_option("--history-csv", s.history_csv, "write every method's training history as CSV");
+  CLI11_PARSE(app, argc, argv);
+
+  const auto start = std::chrono::steady_clock::now();
+  tsmc_examples::world w = tsmc_examples::make_world(s.corpus);
+  const tsmc::token_sequence prompt = w.vocabulary.encode("the");
+  tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(s.threshold));
+  auto exact = tsmc::indicator_rejection_sampler(w.model, flagged, prompt,
+                                                 {.horizon = s.horizon, .batch = 512, .budget = 100'000'000});
+  const tsmc_examples::comparison_settings cs{.horizon = s.horizon, .updates = s.updates, .batch = s.batch,
+                                              .learning_rate = s.learning_rate, .bound_particles = s.bound_particles,
+                                              .bound_runs = s.bound_runs, .kl_samples = s.kl_samples,
+                                              .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed};
+  std::vector<tsmc::training_history> histories;
+  tsmc::log_z_reference log_z;
+  const std::vector<tsmc_examples::method_row> rows =
+      tsmc_examples::compare_methods(w.model, flagged, exact, prompt, cs, histories, log_z);
+  const double accept = exact.acceptance_rate();
+  std::printf("\ntarget: P(harmful | \"the\" + %zu words) >= %.2f; rejection accepted %.5f of %zu p0 draws; "
+              "log Z = %.3f (tightest bounds)\n",
+              s.horizon, s.threshold, accept, exact.draws(), log_z.value);
+  std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | flagged "
+              "found (distinct) | p0 draws for as many | train s |\n",
+              s.bound_particles, s.bound_particles);
+  std::printf("|----------|-----------------|-----------------|-------------------|-------------------|---------------"
+              "---------|----------------------|---------|\n");
+  for (const auto& r : rows)
+    std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %4zu / %zu (%4zu) "
+                "| %20.0f | %7.1f |\n",
+                r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
+                r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
+                r.bounds.upper.standard_error, r.hits, s.draws, r.distinct,
+                accept > 0 ? static_cast<double>(r.distinct) / accept : 0.0, r.seconds);
+  std::printf("(p0 draws for as many: the expected number of plain samples rejection needs for as many flagged "
+              "outputs as twisted SMC found distinct ones, distinct / acceptance rate; whole run %.1f s)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+
+  using tsmc_examples::csv_number;
+  using tsmc_examples::json_number;
+  if (!s.csv.empty()) {
+    std::ofstream out(s.csv);
+    out << "method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,hits,distinct,"
+           "train_seconds,log_z\n";
+    for (const auto& r : rows)
+      out << r.method << ',' << csv_number(r.kl.q_sigma.value) << ',' << csv_number(r.kl.q_sigma.standard_error) << ','
+          << csv_number(r.kl.sigma_q.value) << ',' << csv_number(r.kl.sigma_q.standard_error) << ','
+          << csv_number(r.bounds.lower.mean) << ',' << csv_number(r.bounds.lower.standard_error) << ','
+          << csv_number(r.bounds.upper.mean) << ',' << csv_number(r.bounds.upper.standard_error) << ',' << r.hits << ','
+          << r.distinct << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.value) << '\n';
+  }
+  if (!s.json.empty()) {
+    std::ofstream out(s.json);
+    out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(accept)
+        << ", \"methods\": [";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      out << (i ? ",\n  " : "\n  ") << "{\"method\": \"" << r.method << "\", \"kl_q_sigma\": " << json_number(r.kl.q_sigma.value)
+          << ", \"kl_q_sigma_se\": " << json_number(r.kl.q_sigma.standard_error)
+          << ", \"kl_sigma_q\": " << json_number(r.kl.sigma_q.value)
+          << ", \"kl_sigma_q_se\": " << json_number(r.kl.sigma_q.standard_error)
+          << ", \"lower\": " << json_number(r.bounds.lower.mean) << ", \"upper\": " << json_number(r.bounds.upper.mean)
+          << ", \"hits\": " << r.hits << ", \"distinct\": " << r.distinct << "}";
+    }
+    out << "\n]}\n";
+  }
+  if (!s.history_csv.empty()) {
+    std::ofstream out(s.history_csv);
+    for (std::size_t i = 0; i < histories.size(); ++i) {
+      std::ostringstream one;
+      histories[i].write_csv(one);
+      std::string text = one.str();
+      if (i > 0) text = text.substr(text.find('\n') + 1);  // one header
+      out << text;
+    }
+  }
+  return 0;
+}
