@@ -34,6 +34,7 @@ for target in fuzz_llama2c_checkpoint fuzz_llama2c_tokenizer fuzz_arpa fuzz_para
   echo "tsmc: fuzzing ${target} for ${seconds} s"
   log="build/fuzz/${target}.log"
   if ! ./build/fuzz/fuzz/"$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       -artifact_prefix=build/fuzz/ \
        "$corpus" >"$log" 2>&1; then
     tail -n 60 "$log"
     echo "tsmc: ${target} found a crash, a leak, a timeout or excess memory (input saved by libFuzzer above)"

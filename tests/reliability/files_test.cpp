@@ -134,6 +134,11 @@ TEST_CASE("classifier files: atomic save, truncated and corrupted files", "[reli
   // ...and one into a missing directory, too.
   CHECK(message_of([&] { c.save((dir.path / "missing" / "c.txt").string()); }).find("runtime_error") == 0);
 
+  // A header claiming 3e12 classes (found by fuzz_classifier): refused from the data, before
+  // anything of that size is allocated.
+  write_all(file, "tsmc-bow-classifier 1\nclasses 3333333333333 vocab 46\nbias 0.5\n");
+  CHECK(message_of([&] { (void)tsmc::bag_of_words_classifier::load(file); })
+            .find("runtime_error: tsmc::bag_of_words_classifier::read: line 3: expected 3333333333333 numbers") == 0);
   for (const std::string& bad : {good.substr(0, good.size() / 2), std::string(), std::string("tsmc-bow-classifier 2\n"),
                                  good.substr(0, good.find("bias")) + "bias nan nan\n"}) {
     write_all(file, bad);

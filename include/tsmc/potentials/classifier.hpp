@@ -293,24 +293,33 @@ class bag_of_words_classifier {
     if (f.size() != 4 || f[0] != "classes" || f[2] != "vocab" || !detail::parse_count(f[1], classes) ||
         !detail::parse_count(f[3], vocab) || classes < 2 || vocab == 0)
       fail(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
-    bag_of_words_classifier model(classes, vocab);
-    const auto numbers = [&](std::size_t skip, std::size_t count, double* out) {
+    // Nothing is sized by the header before the file shows that many numbers: each line's count
+    // is checked against C or V first, and the model is built once every line has been read.
+    const auto numbers = [&](std::size_t skip, std::size_t count, std::vector<double>& out) {
       f = detail::split_fields(t);
       if (f.size() != skip + count)
         fail(lines.number(), "expected " + std::to_string(count) + " numbers", t);
-      for (std::size_t i = 0; i < count; ++i)
-        if (!detail::parse_double(f[skip + i], out[i]) || !std::isfinite(out[i]))
+      for (std::size_t i = 0; i < count; ++i) {
+        double x = 0.0;
+        if (!detail::parse_double(f[skip + i], x) || !std::isfinite(x))
           fail(lines.number(), "every parameter must be a finite number", f[skip + i]);
+        out.push_back(x);
+      }
     };
     need("the 'bias' line");
     if (t.substr(0, 4) != "bias") fail(lines.number(), "expected the 'bias' line", t);
-    numbers(1, classes, model.bias_.data());
-    std::vector<double> row(vocab);
+    std::vector<double> bias;
+    numbers(1, classes, bias);
+    std::vector<double> weights;  // row-major C x V, grown line by line
     for (std::size_t c = 0; c < classes; ++c) {
       need("a line of weights");
-      numbers(0, vocab, row.data());
+      numbers(0, vocab, weights);
+    }
+    bag_of_words_classifier model(classes, vocab);
+    for (std::size_t c = 0; c < classes; ++c) {
+      model.bias_[static_cast<Eigen::Index>(c)] = bias[c];
       for (std::size_t v = 0; v < vocab; ++v)
-        model.weights_(static_cast<Eigen::Index>(c), static_cast<Eigen::Index>(v)) = row[v];
+        model.weights_(static_cast<Eigen::Index>(c), static_cast<Eigen::Index>(v)) = weights[c * vocab + v];
     }
     return model;
   }
