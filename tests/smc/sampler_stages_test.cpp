@@ -154,7 +154,7 @@ TEST_CASE("a potential that never writes its output is named, not read as phi = 
                     Catch::Contains("log phi of particle") && Catch::Contains("was `out` written"));
 }
 
-TEST_CASE("a run ends when resampling leaves only finished particles", "[sampler]") {
+TEST_CASE("the model is asked nothing after a resampling that leaves only finished particles", "[sampler]") {
   small_problem p(true, 3, 4);
   end_or_die_twist twist;
   twisted_smc smc(p.model, twist, p.potential, p.options(64, proposal_type::base), multinomial{}, always);
