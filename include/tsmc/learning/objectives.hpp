@@ -62,6 +62,28 @@ std::vector<token_sequence> exact_samples(Exact& exact, std::size_t n, Engine& r
   return out;
 }
 
+/// Where the objectives that can learn from exact samples (CTL, SIXO, DPG) take them: `count`
+/// samples of an ExactSampler per update, with uniform weights; empty for no_exact_sampler.
+template <class Exact>
+class exact_positive_source {
+ public:
+  static constexpr bool enabled = !std::is_same_v<Exact, no_exact_sampler>;
+  exact_positive_source() = default;
+  exact_positive_source(Exact& exact, std::size_t count, const char* function) : exact_(&exact), count_(count) {
+    check_positive(function, "count", count);
+  }
+  /// Draws `count` exact samples into `sequences`, each with weight 1 / count.
+  template <RandomEngine Engine>
+  void draw(std::vector<token_sequence>& sequences, std::vector<double>& weights, Engine& rng) const {
+    sequences = exact_samples(*exact_, count_, rng);
+    weights.assign(count_, 1.0 / static_cast<double>(count_));
+  }
+
+ private:
+  Exact* exact_ = nullptr;
+  std::size_t count_ = 0;
+};
+
 /// Adds -sum_k w_k log psi_t(s^k_{1:t}) / n_k over every trainable step (the positive phase shared by
 /// CTL and DPG: n_k = 1 for CTL's sum over t) and accumulates its gradient; returns the loss term.
 template <class Twist>
@@ -107,7 +129,7 @@ class ctl {
  public:
   /// @brief The objective's name.
   static constexpr const char* name = "CTL";
-  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+  static constexpr bool exact_positives = detail::exact_positive_source<Exact>::enabled;
 
   /// @brief A batch: negatives with the constants of their weights, positives with weights.
   struct batch {
@@ -126,9 +148,7 @@ class ctl {
   /// @throw tsmc::invalid_argument if count is 0
   ctl(Exact& exact, std::size_t count)
     requires exact_positives
-      : exact_(&exact), count_(count) {
-    check_positive("ctl::ctl", "count", count);
-  }
+      : exact_(exact, count, "ctl::ctl") {}
 
   /// @brief Draws a batch: one recorded twisted SIS run (and exact samples).
   template <class Problem, RandomEngine Engine>
@@ -145,8 +165,7 @@ class ctl {
                              : s.log_target_weights[k];
     }
     if constexpr (exact_positives) {
-      b.positives = detail::exact_samples(*exact_, count_, rng);
-      b.positive_weights.assign(count_, 1.0 / static_cast<double>(count_));
+      exact_.draw(b.positives, b.positive_weights, rng);
     } else {
       b.positive_weights = detail::normalized(b.negatives.result.log_weights);
     }
@@ -203,8 +222,7 @@ class ctl {
   }
 
  private:
-  Exact* exact_ = nullptr;
-  std::size_t count_ = 0;
+  detail::exact_positive_source<Exact> exact_;
   std::vector<double> log_a_;
   log_prob_matrix coefficients_;
   std::vector<sparse_coefficient> entries_;
@@ -329,7 +347,7 @@ class sixo {
  public:
   /// @brief The objective's name.
   static constexpr const char* name = "SIXO";
-  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+  static constexpr bool exact_positives = detail::exact_positive_source<Exact>::enabled;
 
   /// @brief A batch: samples from p0 and positives.
   struct batch {
@@ -347,9 +365,7 @@ class sixo {
   /// @throw tsmc::invalid_argument if count is 0
   sixo(Exact& exact, std::size_t count)
     requires exact_positives
-      : exact_(&exact), count_(count) {
-    check_positive("sixo::sixo", "count", count);
-  }
+      : exact_(exact, count, "sixo::sixo") {}
 
   /// @brief Draws a batch: one SIS run from p0 (and exact samples).
   template <class Problem, RandomEngine Engine>
@@ -359,8 +375,7 @@ class sixo {
     b.negatives = std::move(p0.result.sequences);
     b.ess = effective_sample_size(std::span<const double>(p0.result.log_weights));
     if constexpr (exact_positives) {
-      b.positives = detail::exact_samples(*exact_, count_, rng);
-      b.positive_weights.assign(count_, 1.0 / static_cast<double>(count_));
+      exact_.draw(b.positives, b.positive_weights, rng);
     } else {
       b.positive_weights = detail::normalized(p0.result.log_weights);
     }
@@ -408,8 +423,7 @@ class sixo {
     return loss;
   }
 
-  Exact* exact_ = nullptr;
-  std::size_t count_ = 0;
+  detail::exact_positive_source<Exact> exact_;
   std::vector<sparse_coefficient> entries_;
 };
 
@@ -504,7 +518,7 @@ class dpg {
  public:
   /// @brief The objective's name.
   static constexpr const char* name = "DPG";
-  static constexpr bool exact_positives = !std::is_same_v<Exact, no_exact_sampler>;
+  static constexpr bool exact_positives = detail::exact_positive_source<Exact>::enabled;
 
   /// @brief A batch: sequences and their self-normalised weights.
   struct batch {
@@ -522,17 +536,14 @@ class dpg {
   /// @throw tsmc::invalid_argument if count is 0
   dpg(Exact& exact, std::size_t count)
     requires exact_positives
-      : exact_(&exact), count_(count) {
-    check_positive("dpg::dpg", "count", count);
-  }
+      : exact_(exact, count, "dpg::dpg") {}
 
   /// @brief Draws a batch.
   template <class Problem, RandomEngine Engine>
   batch sample(Problem& problem, Engine& rng) {
     batch b;
     if constexpr (exact_positives) {
-      b.exact = detail::exact_samples(*exact_, count_, rng);
-      b.weights.assign(count_, 1.0 / static_cast<double>(count_));
+      exact_.draw(b.exact, b.weights, rng);
     } else {
       b.samples = problem.sample(proposal_type::twisted, true, rng);
       b.weights = detail::normalized(b.samples.result.log_weights);
@@ -567,8 +578,7 @@ class dpg {
   }
 
  private:
-  Exact* exact_ = nullptr;
-  std::size_t count_ = 0;
+  detail::exact_positive_source<Exact> exact_;
   log_prob_matrix coefficients_;
   std::vector<sparse_coefficient> entries_;
 };
