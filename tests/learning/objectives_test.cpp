@@ -213,8 +213,8 @@ TEST_CASE("each objective's update is the gradient of its own loss on a fixed ba
 
   auto check = [&](auto& twist, auto& objective, auto& lp, const char* name) {
     INFO(name);
+    twist.zero_gradient();  // before sample: CTL's sample accumulates its negative phase while it runs
     auto batch = objective.sample(lp, rng);
-    twist.zero_gradient();
     const double loss = objective.accumulate(lp, batch, rng).loss;  // fresh: reuses the sampling run
     auto blocks = twist.parameters();
     const Eigen::VectorXd fresh_gradient = blocks[0].gradient;
@@ -266,6 +266,96 @@ TEST_CASE("each objective's update is the gradient of its own loss on a fixed ba
     auto lp = classifier_toy.learning(twist, 16);
     tsmc::fudge objective;
     check(twist, objective, lp, "FUDGE");
+  }
+}
+
+TEST_CASE("CTL's streamed negative phase equals the recorded pass's, bit for bit", "[learning]") {
+  // sample() accumulates the negatives during the run (no K x V rows kept); the recorded path keeps
+  // the rows of the same run (same seed) and accumulates afterwards (accumulate_negatives).
+  auto compare = [](auto& twist, auto& objective, auto& lp, const char* name) {
+    INFO(name);
+    auto gradient_of = [&] {
+      Eigen::VectorXd g(0);
+      for (auto& block : twist.parameters()) {
+        g.conservativeResize(g.size() + block.gradient.size());
+        g.tail(block.gradient.size()) = block.gradient;
+      }
+      return g;
+    };
+    twist.zero_gradient();
+    default_engine rng_streamed(41);
+    auto streamed = objective.sample(lp, rng_streamed);
+    REQUIRE(streamed.streamed_negative_loss.has_value());
+    for (const auto& s : streamed.negatives.steps) CHECK(s.proposal.size() == 0);  // no rows kept
+    const double streamed_negatives = *streamed.streamed_negative_loss;
+    const Eigen::VectorXd streamed_negative_gradient = gradient_of();
+    const double streamed_loss = objective.accumulate(lp, streamed, rng_streamed).loss;
+    const Eigen::VectorXd streamed_gradient = gradient_of();
+
+    twist.zero_gradient();
+    default_engine rng_recorded(41);
+    std::remove_cvref_t<decltype(streamed)> recorded;
+    recorded.negatives = lp.sample(proposal_type::twisted, true, rng_recorded);
+    for (const auto& s : recorded.negatives.steps) {
+      auto& c = recorded.log_constants.emplace_back();
+      for (std::size_t k = 0; k < s.proposed.size(); ++k)
+        c.push_back(s.proposed[k] ? (s.log_normalizers[k] > neg_inf ? s.log_target_weights[k] - s.log_normalizers[k]
+                                                                     : neg_inf)
+                                  : s.log_target_weights[k]);
+    }
+    REQUIRE(recorded.negatives.result.sequences == streamed.negatives.result.sequences);
+    CHECK(recorded.log_constants == streamed.log_constants);
+    const double recorded_negatives = objective.accumulate_negatives(twist, recorded.negatives, recorded.log_constants);
+    const Eigen::VectorXd recorded_negative_gradient = gradient_of();
+    CHECK(recorded_negatives == streamed_negatives);
+    CHECK(recorded_negative_gradient == streamed_negative_gradient);
+    CHECK(recorded_negative_gradient.norm() > 1e-3);  // not vacuous
+
+    // The whole update: the recorded batch through accumulate (fresh, rows kept, nothing streamed).
+    twist.zero_gradient();
+    default_engine rng_whole(41);
+    recorded.negatives = lp.sample(proposal_type::twisted, true, rng_whole);
+    recorded.positives = streamed.positives;
+    recorded.positive_weights = streamed.positive_weights;
+    recorded.fresh = true;
+    const double recorded_loss = objective.accumulate(lp, recorded, rng_whole).loss;
+    CHECK(recorded_loss == streamed_loss);
+    CHECK(gradient_of() == streamed_gradient);
+  };
+  for (const bool end_token : {false, true}) {
+    INFO("end token " << end_token);
+    learning_toy toy(end_token, 43);
+    {
+      tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+      randomize(twist, 12, 0.6);
+      auto lp = toy.learning(twist, 32);
+      tsmc::ctl<> approximate;
+      compare(twist, approximate, lp, "tabular, approximate positives");
+      auto exact = enumeration_sampler(toy.solution);
+      tsmc::ctl exact_ctl(exact, 8);
+      compare(twist, exact_ctl, lp, "tabular, exact positives");
+    }
+    {
+      mlp_twist twist(prefix_features({.vocab_size = 3, .embedding_size = 4, .window = 1, .init_scale = 0.5, .seed = 3}),
+                      {.vocab_size = 3, .max_steps = 3, .hidden_layers = 1, .width = 5, .seed = 4});
+      default_engine engine(19);
+      for (auto& block : twist.parameters())
+        for (Eigen::Index i = 0; i < block.values.size(); ++i) block.values[i] = 0.4 * standard_normal(engine);
+      auto lp = toy.learning(twist, 32);
+      tsmc::ctl<> approximate;
+      compare(twist, approximate, lp, "MLP head, approximate positives");
+    }
+    {
+      // A potential with its next-token form: at t = T the sampler uses phi for psi_T, and that
+      // step is not trained (psi_is_phi).
+      tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+      randomize(twist, 13, 0.6);
+      random_potential potential(143, 1.0);
+      learning_problem lp(toy.model, twist, potential, std::span<const token>(toy.problem.prompt),
+                          learning_options{.batch = 32, .horizon = toy.problem.horizon, .end_token = toy.problem.end_token});
+      tsmc::ctl<> approximate;
+      compare(twist, approximate, lp, "tabular, next-token potential");
+    }
   }
 }
 

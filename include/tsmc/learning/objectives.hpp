@@ -25,10 +25,14 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace tsmc {
@@ -123,6 +127,13 @@ double accumulate_positive_phase(Twist& twist, const recorded_pass& pass, std::s
 ///
 /// The loss reported is sum_t [log Zhat_t - E_pos log psi_t(s_{1:t})], equal to
 /// sum_t KL(sigma_t || pi_t) up to a constant when the expectations are exact.
+///
+/// Streaming: `sample` accumulates the negative phase (its loss and its gradient, into the
+/// twist) step by step while the SIS run goes, from each step's weights report and the twist's
+/// record of that step, so that no step's K x V proposal rows are kept: its memory does not grow
+/// with the horizon. Zero the twist's gradient before `sample` (as train() does), not between
+/// `sample` and `accumulate`. A batch that is not fresh (accumulated once already, or evaluated at
+/// other parameters) is evaluated again by a forced run that keeps the rows (accumulate_negatives).
 /// @tparam Exact no_exact_sampler (approximate positives) or an ExactSampler
 template <class Exact = no_exact_sampler>
 class ctl {
@@ -133,11 +144,15 @@ class ctl {
 
   /// @brief A batch: negatives with the constants of their weights, positives with weights.
   struct batch {
-    recorded_pass negatives;                               ///< the SIS run (proposal rows kept)
+    recorded_pass negatives;                               ///< the SIS run (proposal rows not kept when streamed)
     std::vector<std::vector<double>> log_constants;        ///< [t-1][k]: log wbar numerator minus the particle's log Z^pi_t where it proposed
     std::vector<token_sequence> positives;                 ///< exact samples (empty: the negatives' own sequences)
     std::vector<double> positive_weights;                  ///< normalised weights of the positives
     bool fresh = false;                                    ///< the negatives' records are the twist's current ones
+    /// @brief The negative phase's loss when `sample` already accumulated it (and its gradient)
+    /// during the run; empty otherwise (then a fresh batch needs the negatives' proposal rows).
+    std::optional<double> streamed_negative_loss;
+    double streamed_seconds = 0.0;                         ///< wall time of the streamed negative phase (inside the run's seconds.sampler)
   };
 
   /// @brief Approximate positives.
@@ -150,20 +165,16 @@ class ctl {
     requires exact_positives
       : exact_(exact, count, "ctl::ctl") {}
 
-  /// @brief Draws a batch: one recorded twisted SIS run (and exact samples).
+  /// @brief Draws a batch: one recorded twisted SIS run (and exact samples), accumulating the
+  /// negative phase's loss and gradient into the twist while the run goes (see the class
+  /// documentation: zero the gradient before calling it).
   template <class Problem, RandomEngine Engine>
   batch sample(Problem& problem, Engine& rng) {
     batch b;
-    b.negatives = problem.sample(proposal_type::twisted, true, rng);
-    b.log_constants.resize(b.negatives.steps.size());
-    for (std::size_t i = 0; i < b.negatives.steps.size(); ++i) {
-      const auto& s = b.negatives.steps[i];
-      auto& c = b.log_constants[i];
-      c.resize(s.proposed.size());
-      for (std::size_t k = 0; k < c.size(); ++k)
-        c[k] = s.proposed[k] ? (s.log_normalizers[k] > neg_inf ? s.log_target_weights[k] - s.log_normalizers[k] : neg_inf)
-                             : s.log_target_weights[k];
-    }
+    negative_stream<std::remove_cvref_t<decltype(problem.twist())>> stream{this, &problem.twist(), &b.log_constants};
+    b.negatives = problem.sample(proposal_type::twisted, false, rng, stream);
+    b.streamed_negative_loss = stream.loss;
+    b.streamed_seconds = stream.seconds;
     if constexpr (exact_positives) {
       exact_.draw(b.positives, b.positive_weights, rng);
     } else {
@@ -180,8 +191,10 @@ class ctl {
     const recorded_pass evaluated =
         b.fresh ? recorded_pass{} : problem.evaluate(std::span<const token_sequence>(b.negatives.result.sequences), true, rng);
     const recorded_pass& neg = b.fresh ? b.negatives : evaluated;
+    double loss = b.fresh && b.streamed_negative_loss ? *b.streamed_negative_loss
+                                                      : accumulate_negatives(twist, neg, b.log_constants);
     b.fresh = false;
-    double loss = accumulate_negatives(twist, neg, b.log_constants);
+    b.streamed_negative_loss.reset();
     if constexpr (exact_positives) {
       const recorded_pass pos = problem.evaluate(std::span<const token_sequence>(b.positives), false, rng);
       loss += detail::accumulate_positive_phase(twist, pos, b.positive_weights, entries_);
@@ -195,6 +208,8 @@ class ctl {
   /// to the loss and its gradient sum_k wbar_k q_t(. | k) into the twist, for a recorded pass
   /// (proposal rows kept) and constants log c [t-1][k]. Exposed for exact checks: with
   /// c_k = p0(s^k) over every sequence of an enumerable problem it is sum_t log Z_t exactly.
+  /// @throw tsmc::invalid_argument if log_constants lacks a row of K values for a trainable step,
+  /// or (from the twist) if the pass kept no proposal rows
   template <class Twist>
   double accumulate_negatives(Twist& twist, const recorded_pass& pass,
                               const std::vector<std::vector<double>>& log_constants) {
@@ -205,23 +220,70 @@ class ctl {
       const std::size_t K = s.proposed.size();
       check_argument(i < log_constants.size() && log_constants[i].size() == K, "ctl::accumulate_negatives",
                      "log_constants", "must have one row of K values per recorded step", i);
-      log_a_.resize(K);
-      for (std::size_t k = 0; k < K; ++k)
-        log_a_[k] = log_constants[i][k] + (s.proposed[k] ? s.log_normalizers[k] : 0.0);
-      const double lse = logsumexp(std::span<const double>(log_a_));
-      if (!(lse > neg_inf)) continue;
-      loss += lse;
-      coefficients_ = log_prob_matrix::Zero(static_cast<Eigen::Index>(K), s.proposal.cols());
-      for (std::size_t k = 0; k < K; ++k)
-        if (s.proposed[k] && log_a_[k] > neg_inf)
-          coefficients_.row(static_cast<Eigen::Index>(k)) =
-              std::exp(log_a_[k] - lse) * s.proposal.row(static_cast<Eigen::Index>(k));
-      twist.accumulate_dense(s.step, coefficients_);
+      loss += negative_step(twist, s.step, log_constants[i], std::span<const std::uint8_t>(s.proposed),
+                            std::span<const double>(s.log_normalizers), s.proposal.cols(),
+                            [&](std::size_t k, auto&& row) { row = s.proposal.row(static_cast<Eigen::Index>(k)); });
     }
     return loss;
   }
 
  private:
+  /// log c_k of one particle at one step: the log wbar numerator minus its log Z^pi_t where it
+  /// proposed (so that c_k + log Z^pi_t is its log-weight targeting pi_t), its final log-weight
+  /// where it finished earlier.
+  static double log_constant(bool proposed, double log_normalizer, double log_target_weight) noexcept {
+    if (!proposed) return log_target_weight;
+    return log_normalizer > neg_inf ? log_target_weight - log_normalizer : neg_inf;
+  }
+
+  /// One step of the negative phase: log a_k = log c_k + [proposed] log Z^pi_t(k); adds
+  /// sum_k (a_k / sum a) q_t(. | k) into the twist at `step` and returns log sum_k a_k (0 when
+  /// every a_k is 0: the step adds nothing). write_row(k, row) writes q_t(. | k) into a row of
+  /// the K x V coefficients (both paths write it with the same expression: bit-identical).
+  template <class Twist, class WriteRow>
+  double negative_step(Twist& twist, std::size_t step, std::span<const double> log_constants,
+                       std::span<const std::uint8_t> proposed, std::span<const double> log_normalizers,
+                       Eigen::Index vocab, WriteRow&& write_row) {
+    const std::size_t K = proposed.size();
+    log_a_.resize(K);
+    for (std::size_t k = 0; k < K; ++k) log_a_[k] = log_constants[k] + (proposed[k] ? log_normalizers[k] : 0.0);
+    const double lse = logsumexp(std::span<const double>(log_a_));
+    if (!(lse > neg_inf)) return 0.0;
+    coefficients_ = log_prob_matrix::Zero(static_cast<Eigen::Index>(K), vocab);
+    for (std::size_t k = 0; k < K; ++k)
+      if (proposed[k] && log_a_[k] > neg_inf) {
+        auto row = coefficients_.row(static_cast<Eigen::Index>(k));
+        write_row(k, row);
+        row *= std::exp(log_a_[k] - lse);
+      }
+    twist.accumulate_dense(step, coefficients_);
+    return lse;
+  }
+
+  /// The observer of sample()'s run: at each step, the step's constants (kept in the batch) and,
+  /// where the twist was evaluated and trainable, the negative phase of that step.
+  template <class Twist>
+  struct negative_stream {
+    ctl* self;
+    Twist* twist;
+    std::vector<std::vector<double>>* log_constants;
+    double loss = 0.0;
+    double seconds = 0.0;
+
+    void on_weights(const weights_report& r) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::size_t K = r.proposed.size();
+      std::vector<double>& c = log_constants->emplace_back(K);
+      for (std::size_t k = 0; k < K; ++k)
+        c[k] = log_constant(r.proposed[k] != 0, r.log_normalizers[k], r.log_target_weights[k]);
+      if (r.log_psi != nullptr && !r.psi_is_phi)
+        loss += self->negative_step(*twist, r.step, std::span<const double>(c), r.proposed, r.log_normalizers,
+                                    r.log_p0.cols(),
+                                    [&](std::size_t k, auto&& row) { detail::write_proposal_row(r, k, row); });
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  };
+
   detail::exact_positive_source<Exact> exact_;
   std::vector<double> log_a_;
   log_prob_matrix coefficients_;

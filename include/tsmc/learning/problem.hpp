@@ -43,6 +43,25 @@ struct recorded_step {
   log_prob_matrix proposal;
 };
 
+namespace detail {
+
+/// Writes row k of the step's proposal probabilities q_t(v | s^k_{<t}) = exp(L + Psi - log Z)
+/// (Psi only for a twisted proposal with the twist evaluated) into `row`, a row of a K x V
+/// log_prob_matrix. The one expression every learner uses, so that a streamed pass and a recorded
+/// one compute the same numbers bit for bit.
+template <class Row>
+void write_proposal_row(const weights_report& r, std::size_t k, Row&& row) {
+  const auto i = static_cast<Eigen::Index>(k);
+  const double log_z = r.log_normalizers[k];
+  if (r.twisted && r.log_psi != nullptr)
+    row = (r.log_p0.row(i) + r.log_psi->row(i)).array() - log_z;
+  else
+    row = r.log_p0.row(i).array() - log_z;
+  row = row.array().exp();
+}
+
+}  // namespace detail
+
 /// @brief An observer that records every step of a run (its on_weights hook).
 ///
 /// Keeping the proposal rows costs K x V doubles per step; objectives that take expectations
@@ -71,15 +90,9 @@ class step_recorder {
     if (keep_proposal_) {
       const auto V = r.log_p0.cols();
       s.proposal = log_prob_matrix::Zero(static_cast<Eigen::Index>(K), V);
-      const bool with_psi = r.twisted && r.log_psi != nullptr;
       for (std::size_t k = 0; k < K; ++k) {
         if (!s.proposed[k] || !(s.log_normalizers[k] > neg_inf)) continue;
-        const auto row = static_cast<Eigen::Index>(k);
-        if (with_psi)
-          s.proposal.row(row) = (r.log_p0.row(row) + r.log_psi->row(row)).array() - s.log_normalizers[k];
-        else
-          s.proposal.row(row) = r.log_p0.row(row).array() - s.log_normalizers[k];
-        s.proposal.row(row) = s.proposal.row(row).array().exp();
+        detail::write_proposal_row(r, k, s.proposal.row(static_cast<Eigen::Index>(k)));
       }
     }
     steps_.push_back(std::move(s));
@@ -163,13 +176,16 @@ class learning_problem {
 
   /// @brief One SIS run of `batch` particles with the given proposal, recorded; the twist records
   /// its inputs (its previous records are cleared).
-  template <RandomEngine Engine>
-  recorded_pass sample(proposal_type proposal, bool keep_proposal, Engine& rng) {
+  /// @param observers more observers of the run (e.g. an objective accumulating while it runs),
+  ///        called after the recorder at each step; the twist's record of step t exists when
+  ///        their on_weights hook sees step t
+  template <RandomEngine Engine, class... Observers>
+  recorded_pass sample(proposal_type proposal, bool keep_proposal, Engine& rng, Observers&&... observers) {
     step_recorder recorder(keep_proposal);
     twist_.clear_recording();
     twist_.set_recording(true);
     recorded_pass pass;
-    pass.result = (proposal == proposal_type::twisted ? twisted_ : base_).run(prompt_, rng, recorder);
+    pass.result = (proposal == proposal_type::twisted ? twisted_ : base_).run(prompt_, rng, recorder, observers...);
     pass.steps = std::move(recorder.steps());
     return pass;
   }
