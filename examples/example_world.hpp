@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <cstdio>
 #include <string>
@@ -85,6 +86,8 @@ struct comparison_settings {
   std::size_t evaluate_every = 100;   ///< evaluations in the history (0: never)
   std::size_t draws = 256;            ///< particles of the final twisted SMC run
   std::uint64_t seed = 7;             ///< every method's seed
+  std::size_t feature_dim = 0;        ///< the width of the model's features() (0: model.feature_dimension())
+  std::optional<tsmc::token> end_token = std::nullopt;  ///< the model's end token, if any
 };
 
 /// @brief One method's measurements.
@@ -93,6 +96,7 @@ struct method_row {
   tsmc::log_z_bounds bounds;
   tsmc::kl_estimate kl;  // F_q, G_q; combined with the common log Z at the end
   std::size_t hits = 0, distinct = 0;
+  double ess = 0.0;  // ESS of the final weights of the run that found the hits
   double seconds = 0.0;
 };
 
@@ -108,7 +112,10 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
   std::vector<method_row> rows;
   const std::size_t V = model.vocab_size();
   auto make_head = [&] {
-    return tsmc::mlp_twist(tsmc::model_features(model.feature_dimension()),
+    std::size_t d = s.feature_dim;
+    if constexpr (requires { model.feature_dimension(); })
+      if (d == 0) d = model.feature_dimension();
+    return tsmc::mlp_twist(tsmc::model_features(d),
                            {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   };
   const tsmc::kl_samples kl_sizes{.proposal_samples = s.kl_samples, .exact_samples = s.kl_samples,
@@ -117,9 +124,10 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
   // Trains (objective != nullptr) and measures one method.
   auto run = [&](const char* name, auto& twist, auto* objective) {
     tsmc::default_engine rng(s.seed);
-    method_row r{name, {}, {}, 0, 0, 0.0};
+    method_row r{name, {}, {}, 0, 0, 0.0, 0.0};
     if (objective != nullptr) {
-      tsmc::learning_problem problem(model, twist, target, prompt, {.batch = s.batch, .horizon = s.horizon});
+      tsmc::learning_problem problem(model, twist, target, prompt,
+                                     {.batch = s.batch, .horizon = s.horizon, .end_token = s.end_token});
       tsmc::adam optimizer({.learning_rate = s.learning_rate});
       tsmc::bounds_evaluator evaluate(problem, exact, {.particles = s.bound_particles, .runs = 16, .kl_samples = 128});
       auto history = tsmc::train(problem, *objective, optimizer,
@@ -129,11 +137,13 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
       r.seconds = history.records.back().seconds;
       histories.push_back(std::move(history));
     }
-    tsmc::twisted_smc smc(model, twist, target, {.particles = s.bound_particles, .horizon = s.horizon},
+    tsmc::twisted_smc smc(model, twist, target,
+                          {.particles = s.bound_particles, .horizon = s.horizon, .end_token = s.end_token},
                           tsmc::systematic{}, tsmc::ess_below(0.5));
     r.bounds = tsmc::estimate_bounds(smc, prompt, exact, s.bound_runs, rng);
     r.kl = tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(r.bounds), kl_sizes, rng);
-    tsmc::twisted_smc search(model, twist, target, {.particles = s.draws, .horizon = s.horizon},
+    tsmc::twisted_smc search(model, twist, target,
+                             {.particles = s.draws, .horizon = s.horizon, .end_token = s.end_token},
                              tsmc::systematic{}, tsmc::ess_below(0.5));
     const tsmc::smc_result found = search.run(prompt, rng);
     std::set<tsmc::token_sequence> seen;
@@ -143,6 +153,7 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
         seen.insert(found.sequences[k]);
       }
     r.distinct = seen.size();
+    r.ess = found.ess.empty() ? 0.0 : found.ess.back();
     std::printf("%-8s measured: log Z in [%.3f, %.3f]  (%.1f s so far)\n", name, r.bounds.lower.mean,
                 r.bounds.upper.mean, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     std::fflush(stdout);

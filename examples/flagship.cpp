@@ -7,9 +7,15 @@
 // how many hit the target, some of them, and the bounds on log Z and the KLs of the twisted
 // proposal before and after training (exact samples of sigma by rejection from p0).
 //
-//   ./build/dev/examples/flagship              # defaults: about half a minute on two cores
+// The same run on another model (the harm classifier is then trained on the built-in grammar's
+// sentences in that model's tokens; see examples/example_models.hpp):
+//
+//   ./build/dev/examples/flagship              # defaults: about 16 s on two cores
 //   ./build/dev/examples/flagship --help
-#include "example_world.hpp"
+//   ./build/dev/examples/flagship --arpa model.arpa          # an n-gram model from KenLM / SRILM
+//   ./build/dev/examples/flagship --llama2c stories15M.bin --tokenizer tokenizer.bin --prompt "Once upon a time"
+//       --updates 30 --batch 16 --draws 16 --bound-runs 4 --kl-samples 16 --evaluate-every 0 --rejection-budget 20000
+#include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -40,7 +46,9 @@ struct settings {
   std::uint64_t seed = 2024;
   std::size_t sweep_max = 256;   // largest K of --sweep-csv
   std::size_t sweep_runs = 32;   // runs per K of --sweep-csv
+  std::size_t rejection_budget = 50'000'000;  // p0 draws the exact sampler may use
   std::string csv, json, history_csv, sweep_csv;
+  tsmc_examples::model_options model;
 };
 
 struct sampler_row {
@@ -56,6 +64,9 @@ struct measurement {
 };
 
 }  // namespace
+
+template <class World>
+int run(const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
@@ -81,27 +92,42 @@ int main(int argc, char** argv) {
                  "with no twist and with the learned twist as CSV (the data of docs/bounds_vs_k.png)");
   app.add_option("--sweep-max", s.sweep_max, "the largest K of the sweep")->capture_default_str();
   app.add_option("--sweep-runs", s.sweep_runs, "runs per K of the sweep")->capture_default_str();
+  app.add_option("--rejection-budget", s.rejection_budget,
+                 "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
+                 "error when they are spent")
+      ->capture_default_str();
+  tsmc_examples::add_model_options(app, s.model);
   CLI11_PARSE(app, argc, argv);
+  return tsmc_examples::with_model("flagship", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+}
 
+template <class World>
+int run(const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   // ---- 1. The world and the target ------------------------------------------------------------
-  tsmc_examples::world w = tsmc_examples::make_world(s.corpus);
-  const tsmc::token_sequence prompt = w.vocabulary.encode("the");
+  const tsmc::token_sequence& prompt = w.prompt;
+  const std::optional<tsmc::token> end = w.end_token;  // none for the n-gram models, BOS for llama2.c
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(0.5));
-  auto exact = tsmc::indicator_rejection_sampler(w.model, flagged, prompt,
-                                                 {.horizon = s.horizon, .batch = 512, .budget = 50'000'000});
-  std::printf("built-in world: %zu sentences, %zu words, trigram model; target: \"the\" + %zu words that the "
-              "harm classifier flags (%.1f s)\n",
-              s.corpus, w.vocabulary.vocab_size(), s.horizon, elapsed());
+  auto exact = tsmc::indicator_rejection_sampler(
+      w.model, flagged, prompt,
+      {.horizon = s.horizon, .end_token = end, .batch = w.sampler_batch, .budget = s.rejection_budget});
+  if (w.builtin)
+    std::printf("built-in world: %zu sentences, %zu words, trigram model; target: \"the\" + %zu words that the "
+                "harm classifier flags (%.1f s)\n",
+                s.corpus, w.model.vocab_size(), s.horizon, elapsed());
+  else
+    std::printf("%s\ntarget: \"%s\" + %zu tokens that the harm classifier flags (%.1f s)\n", w.description.c_str(),
+                w.prompt_text.c_str(), s.horizon, elapsed());
 
-  // ---- 2. The twist: an MLP head on the model's hashed context features (psi = 1 at first) ----
+  // ---- 2. The twist: an MLP head on the model's features (psi = 1 at first) -------------------
   const std::size_t V = w.model.vocab_size();
-  tsmc::mlp_twist twist(tsmc::model_features(w.model.feature_dimension()),
+  tsmc::mlp_twist twist(tsmc::model_features(w.feature_dim),
                         {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   tsmc::default_engine rng(s.seed);
-  tsmc::twisted_smc smc(w.model, twist, flagged, {.particles = s.bound_particles, .horizon = s.horizon},
+  tsmc::twisted_smc smc(w.model, twist, flagged,
+                        {.particles = s.bound_particles, .horizon = s.horizon, .end_token = end},
                         tsmc::systematic{}, tsmc::ess_below(0.5));
   const tsmc::kl_samples kl_sizes{.proposal_samples = s.kl_samples, .exact_samples = s.kl_samples,
                                   .batch = std::min<std::size_t>(s.kl_samples, 256)};
@@ -113,7 +139,8 @@ int main(int argc, char** argv) {
       tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(before_bounds), kl_sizes, rng);
 
   // ---- 3. CTL ----------------------------------------------------------------------------------
-  tsmc::learning_problem problem(w.model, twist, flagged, prompt, {.batch = s.batch, .horizon = s.horizon});
+  tsmc::learning_problem problem(w.model, twist, flagged, prompt,
+                                 {.batch = s.batch, .horizon = s.horizon, .end_token = end});
   tsmc::ctl objective;
   tsmc::adam optimizer({.learning_rate = s.learning_rate});
   tsmc::bounds_evaluator evaluate(problem, exact,
@@ -145,7 +172,7 @@ int main(int argc, char** argv) {
       if (!(r.log_weights[k] > tsmc::neg_inf)) continue;
       ++row.hits;
       seen.insert(r.sequences[k]);
-      if (row.examples.size() < 3) row.examples.push_back("the " + w.vocabulary.decode(r.sequences[k]));
+      if (row.examples.size() < 3) row.examples.push_back(w.text(r.sequences[k]));
     }
     row.distinct = seen.size();
     return row;
@@ -153,17 +180,18 @@ int main(int argc, char** argv) {
   std::vector<sampler_row> rows;
   {
     tsmc::twisted_smc plain(w.model, flat, flagged,
-                            {.particles = s.draws, .horizon = s.horizon, .proposal = tsmc::proposal_type::base},
+                            {.particles = s.draws, .horizon = s.horizon, .proposal = tsmc::proposal_type::base,
+                             .end_token = end},
                             tsmc::multinomial{}, tsmc::never);
     rows.push_back(describe("plain sampling (p0)", plain.run(prompt, rng)));
   }
   {
-    tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon},
+    tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                                 tsmc::systematic{}, tsmc::ess_below(0.5));
     rows.push_back(describe("SMC, no twist", untwisted.run(prompt, rng)));
   }
   {
-    tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon},
+    tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                               tsmc::systematic{}, tsmc::ess_below(0.5));
     rows.push_back(describe("twisted SMC, CTL twist", twisted.run(prompt, rng)));
   }
@@ -247,7 +275,7 @@ int main(int argc, char** argv) {
                                          .method = "no twist"};
     tsmc::sweep_options twisted_sweep = base_sweep;
     twisted_sweep.method = "CTL twist";
-    const tsmc::smc_options o{.particles = 1, .horizon = s.horizon};
+    const tsmc::smc_options o{.particles = 1, .horizon = s.horizon, .end_token = end};
     std::printf("sweeping K = 1 .. %zu, %zu runs per K and bound\n", s.sweep_max, s.sweep_runs);
     std::vector<tsmc::bounds_report> reports = tsmc::sweep_particles(
         w.model, flat, flagged, o, tsmc::systematic{}, tsmc::ess_below(0.5), prompt, exact, base_sweep, rng);

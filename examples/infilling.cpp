@@ -7,8 +7,16 @@
 // averaged over held-out observations, KL(q || sigma) and KL(sigma || q) of each twisted proposal
 // (log Z(o) from that observation's bounds) and the conditional bounds on log Z.
 //
-//   ./build/dev/examples/infilling                  # defaults: about two minutes on two cores
-#include "example_world.hpp"
+// On another model: --arpa model.arpa, or --llama2c model.bin --tokenizer tokenizer.bin with
+// --prompt (examples/example_models.hpp); on a llama2.c model phi = p0(o | s) is computed for
+// the whole batch in one pass of a second model over the same weights
+// (tsmc::batched_infilling_potential). There is no end token here (on llama2.c either): the
+// joint sampler draws T + c tokens whatever they are, so the hidden part always has T tokens.
+//
+//   ./build/dev/examples/infilling                  # defaults: about a minute on two cores
+//   ./build/dev/examples/infilling --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 20 --batch 16
+//       --observations 4 --bound-runs 2 --kl-samples 8
+#include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -37,6 +45,7 @@ struct settings {
   std::size_t kl_samples = 64;    // q samples per observation (one exact sample each)
   std::uint64_t seed = 11;
   std::string csv, json;
+  tsmc_examples::model_options model;
 };
 
 struct row {
@@ -57,6 +66,9 @@ auto& observation_features(Twist& twist) {
 
 }  // namespace
 
+template <class World>
+int run(const settings& s, World& w);
+
 int main(int argc, char** argv) {
   settings s;
   CLI::App app{"infilling: conditional twists trained by CTL, RL, SIXO, FUDGE, DPG (and no twist) for "
@@ -74,25 +86,34 @@ int main(int argc, char** argv) {
   app.add_option("--seed", s.seed, "random seed")->capture_default_str();
   app.add_option("--csv", s.csv, "write the table as CSV");
   app.add_option("--json", s.json, "write the table as JSON");
+  tsmc_examples::add_model_options(app, s.model);
   CLI11_PARSE(app, argc, argv);
+  return tsmc_examples::with_model("infilling", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+}
 
+template <class World>
+int run(const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  tsmc_examples::world w = tsmc_examples::make_world(s.corpus);
-  tsmc::ngram_model query = w.model;  // the potential's own copy (the sampler's model is mid-run when phi is asked)
-  const tsmc::token_sequence prompt = w.vocabulary.encode("the");
+  if (!w.builtin) std::printf("%s\n", w.description.c_str());
+  // The potential's own model (the sampler's model is mid-run when phi is asked): a copy of an
+  // n-gram model, a second llama2.c model over the same weights.
+  auto query = tsmc_examples::query_model(w.model);
+  const tsmc::token_sequence& prompt = w.prompt;
   const std::size_t V = w.model.vocab_size();
-  tsmc::infilling_joint_sampler joint(w.model, prompt, {.horizon = s.horizon, .continuation = s.continuation});
+  tsmc::infilling_joint_sampler joint(w.model, prompt,
+                                      {.horizon = s.horizon, .continuation = s.continuation,
+                                       .batch = std::min<std::size_t>(256, w.sampler_batch)});
   tsmc::default_engine observation_rng(s.seed + 1);
   const std::vector<tsmc::infilling_sample> held_out = joint.draw(s.observations, observation_rng);
-  std::printf("infilling: \"the\" + %zu hidden words, then %zu observed; %zu held-out observations, e.g. "
-              "\"the %s [%s]\"\n",
-              s.horizon, s.continuation, s.observations, w.vocabulary.decode(held_out[0].prefix).c_str(),
-              w.vocabulary.decode(held_out[0].observation).c_str());
+  std::printf("infilling: \"%s\" + %zu hidden %s, then %zu observed; %zu held-out observations, e.g. "
+              "\"%s [%s]\"\n",
+              w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens", s.continuation, s.observations,
+              w.text(held_out[0].prefix).c_str(), w.tokens_text(held_out[0].observation).c_str());
 
   auto make_head = [&] {
     return tsmc::mlp_twist(
-        tsmc::conditional_features(tsmc::model_features(w.model.feature_dimension()),
+        tsmc::conditional_features(tsmc::model_features(w.feature_dim),
                                    {.vocab_size = V, .observation_length = s.continuation, .embedding_size = 8, .seed = 3}),
         {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   };
@@ -108,7 +129,7 @@ int main(int argc, char** argv) {
     r.bounds = tsmc::estimate_conditional_bounds(
         held_out, s.bound_runs, rng, [&](const tsmc::infilling_sample& o, std::size_t runs, tsmc::default_engine& g) {
           features.set_observation(o.observation);
-          tsmc::infilling_potential phi(query, prompt, o.observation);
+          auto phi = tsmc_examples::infilling_phi(query, prompt, o.observation);
           tsmc::single_sample_sampler exact(o.prefix, prompt, s.horizon);
           tsmc::twisted_smc smc(w.model, twist, phi, {.particles = s.bound_particles, .horizon = s.horizon},
                                 tsmc::systematic{}, tsmc::ess_below(0.5));
@@ -138,7 +159,7 @@ int main(int argc, char** argv) {
     for (std::size_t update = 1; update <= s.updates; ++update) {
       const tsmc::infilling_sample o = joint.draw(rng);
       observation_features(twist).set_observation(o.observation);
-      tsmc::infilling_potential phi(query, prompt, o.observation);
+      auto phi = tsmc_examples::infilling_phi(query, prompt, o.observation);
       tsmc::learning_problem problem(w.model, twist, phi, prompt, {.batch = s.batch, .horizon = s.horizon});
       twist.zero_gradient();
       auto batch = objective.sample(problem, rng);

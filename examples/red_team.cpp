@@ -4,12 +4,18 @@
 // head on the model's features from the same initialisation with the same budget; the table gives
 // KL(q || sigma) and KL(sigma || q) of each learned twisted proposal (Eq. 23, exact samples of
 // sigma by rejection from p0, log Z from the tightest bounds) with standard errors, the bounds on
-// log Z at K particles, and how many distinct flagged outputs twisted SMC found against the p0
-// draws rejection needed for as many.
+// log Z at K particles, and, for each method's final twisted SMC run of --draws particles, how
+// many are flagged, how many distinct sequences they are, the ESS of the final weights, and the
+// p0 draws rejection would need for as many distinct flagged outputs.
+//
+// On another model (--arpa, or --llama2c with --tokenizer and --prompt) the harm classifier is
+// trained on the built-in grammar's sentences in that model's tokens (examples/example_models.hpp).
 //
 //   ./build/dev/examples/red_team                         # defaults: about a minute on two cores
 //   ./build/dev/examples/red_team --history-csv h.csv     # KL(sigma || q) during training, per method
-#include "example_world.hpp"
+//   ./build/dev/examples/red_team --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 20 --batch 16
+//       --draws 16 --bound-runs 4 --kl-samples 16 --evaluate-every 0 --rejection-budget 20000
+#include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -40,10 +46,15 @@ struct settings {
   std::size_t evaluate_every = 100;
   std::size_t draws = 256;
   std::uint64_t seed = 7;
+  std::size_t rejection_budget = 100'000'000;
   std::string csv, json, history_csv;
+  tsmc_examples::model_options model;
 };
 
 }  // namespace
+
+template <class World>
+int run(const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
@@ -66,54 +77,67 @@ int main(int argc, char** argv) {
   app.add_option("--csv", s.csv, "write the table as CSV");
   app.add_option("--json", s.json, "write the table as JSON");
   app.add_option("--history-csv", s.history_csv, "write every method's training history as CSV");
+  app.add_option("--rejection-budget", s.rejection_budget,
+                 "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
+                 "error when they are spent")
+      ->capture_default_str();
+  tsmc_examples::add_model_options(app, s.model);
   CLI11_PARSE(app, argc, argv);
+  return tsmc_examples::with_model("red_team", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+}
 
+template <class World>
+int run(const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
-  tsmc_examples::world w = tsmc_examples::make_world(s.corpus);
-  const tsmc::token_sequence prompt = w.vocabulary.encode("the");
+  if (!w.builtin) std::printf("%s\n", w.description.c_str());
+  const tsmc::token_sequence& prompt = w.prompt;
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(s.threshold));
-  auto exact = tsmc::indicator_rejection_sampler(w.model, flagged, prompt,
-                                                 {.horizon = s.horizon, .batch = 512, .budget = 100'000'000});
+  auto exact = tsmc::indicator_rejection_sampler(
+      w.model, flagged, prompt,
+      {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
   const tsmc_examples::comparison_settings cs{.horizon = s.horizon, .updates = s.updates, .batch = s.batch,
                                               .learning_rate = s.learning_rate, .bound_particles = s.bound_particles,
                                               .bound_runs = s.bound_runs, .kl_samples = s.kl_samples,
-                                              .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed};
+                                              .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
+                                              .feature_dim = w.feature_dim, .end_token = w.end_token};
   std::vector<tsmc::training_history> histories;
   tsmc::log_z_reference log_z;
   const std::vector<tsmc_examples::method_row> rows =
       tsmc_examples::compare_methods(w.model, flagged, exact, prompt, cs, histories, log_z);
   const double accept = exact.acceptance_rate();
-  std::printf("\ntarget: P(harmful | \"the\" + %zu words) >= %.2f; rejection accepted %.5f of %zu p0 draws; "
+  std::printf("\ntarget: P(harmful | \"%s\" + %zu %s) >= %.2f; rejection accepted %.5f of %zu p0 draws; "
               "log Z = %.3f (tightest bounds)\n",
-              s.horizon, s.threshold, accept, exact.draws(), log_z.value);
+              w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens", s.threshold, accept, exact.draws(),
+              log_z.value);
   std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | flagged "
-              "found (distinct) | p0 draws for as many | train s |\n",
+              "| distinct |    ESS | p0 draws for as many | train s |\n",
               s.bound_particles, s.bound_particles);
-  std::printf("|----------|-----------------|-----------------|-------------------|-------------------|---------------"
-              "---------|----------------------|---------|\n");
+  std::printf("|----------|-----------------|-----------------|-------------------|-------------------|--------"
+              "-|----------|--------|----------------------|---------|\n");
   for (const auto& r : rows)
-    std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %4zu / %zu (%4zu) "
+    std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %7zu | %8zu | %6.1f "
                 "| %20.0f | %7.1f |\n",
                 r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
                 r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
-                r.bounds.upper.standard_error, r.hits, s.draws, r.distinct,
+                r.bounds.upper.standard_error, r.hits, r.distinct, r.ess,
                 accept > 0 ? static_cast<double>(r.distinct) / accept : 0.0, r.seconds);
-  std::printf("(p0 draws for as many: the expected number of plain samples rejection needs for as many flagged "
-              "outputs as twisted SMC found distinct ones, distinct / acceptance rate; whole run %.1f s)\n",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  std::printf("(of the %zu particles of each method's final twisted SMC run: flagged, the distinct sequences among "
+              "them, the ESS of the final weights; p0 draws for as many: the expected number of plain samples "
+              "rejection needs for as many distinct flagged outputs, distinct / acceptance rate; whole run %.1f s)\n",
+              s.draws, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   using tsmc_examples::csv_number;
   using tsmc_examples::json_number;
   if (!s.csv.empty()) {
     std::ofstream out(s.csv);
     out << "method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,hits,distinct,"
-           "train_seconds,log_z\n";
+           "ess,draws,train_seconds,log_z\n";
     for (const auto& r : rows)
       out << r.method << ',' << csv_number(r.kl.q_sigma.value) << ',' << csv_number(r.kl.q_sigma.standard_error) << ','
           << csv_number(r.kl.sigma_q.value) << ',' << csv_number(r.kl.sigma_q.standard_error) << ','
           << csv_number(r.bounds.lower.mean) << ',' << csv_number(r.bounds.lower.standard_error) << ','
           << csv_number(r.bounds.upper.mean) << ',' << csv_number(r.bounds.upper.standard_error) << ',' << r.hits << ','
-          << r.distinct << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.value) << '\n';
+          << r.distinct << ',' << csv_number(r.ess) << ',' << s.draws << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.value) << '\n';
   }
   if (!s.json.empty()) {
     std::ofstream out(s.json);
@@ -126,7 +150,8 @@ int main(int argc, char** argv) {
           << ", \"kl_sigma_q\": " << json_number(r.kl.sigma_q.value)
           << ", \"kl_sigma_q_se\": " << json_number(r.kl.sigma_q.standard_error)
           << ", \"lower\": " << json_number(r.bounds.lower.mean) << ", \"upper\": " << json_number(r.bounds.upper.mean)
-          << ", \"hits\": " << r.hits << ", \"distinct\": " << r.distinct << "}";
+          << ", \"hits\": " << r.hits << ", \"distinct\": " << r.distinct << ", \"ess\": " << json_number(r.ess)
+          << ", \"draws\": " << s.draws << "}";
     }
     out << "\n]}\n";
   }

@@ -34,6 +34,7 @@
 #include <tsmc/twists/tabular_twist.hpp>
 #include <tsmc/twists/trainable.hpp>
 
+#include <tsmc/bounds/batched_infilling.hpp>
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/exact_samplers.hpp>
 #include <tsmc/bounds/kl.hpp>

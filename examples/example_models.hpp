@@ -1,0 +1,237 @@
+#pragma once
+/// @file
+/// @brief The model choice of the example programs (flagship, red_team, sentiment, infilling):
+/// the built-in n-gram world by default, `--arpa model.arpa` (an n-gram model read from a KenLM
+/// or SRILM ARPA file), or `--llama2c model.bin --tokenizer tokenizer.bin` (a llama2.c
+/// checkpoint such as stories15M.bin, with `--prompt` text). Whatever the model, the programs'
+/// classifiers (the harm score of red_team and flagship, the sentiment classes) are bag-of-words
+/// classifiers trained on the built-in story grammar's labelled sentences, tokenised with the
+/// chosen model's tokenizer (its ARPA vocabulary, or the llama2.c BPE), so that they score the
+/// model's own tokens.
+///
+/// Each program writes its body once as a generic lambda over a tsmc_examples::model_world and
+/// runs it through tsmc_examples::with_model, which builds the world the options ask for and
+/// turns a library error (a malformed file, a tokenizer that does not match the checkpoint, an
+/// exhausted rejection budget) into a message on stderr and exit status 1. Bad combinations of
+/// options (--llama2c without --tokenizer, --tokenizer without --llama2c, --arpa with --llama2c,
+/// a file that does not exist) are CLI11 errors: a message and a non-zero exit before anything
+/// runs.
+#include "example_world.hpp"
+
+#include <tsmc/models/llama2c.hpp>
+#include <tsmc/models/llama2c_tokenizer.hpp>
+#include <tsmc/tsmc.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tsmc_examples {
+
+/// @brief The model options of a program (see add_model_options).
+struct model_options {
+  std::string arpa;       ///< --arpa: an ARPA file (empty: not given)
+  std::string llama2c;    ///< --llama2c: a llama2.c checkpoint (empty: not given)
+  std::string tokenizer;  ///< --tokenizer: the checkpoint's tokenizer.bin
+  std::string prompt;     ///< --prompt: the prompt text (empty: the model's default)
+};
+
+/// @brief Adds --arpa, --llama2c, --tokenizer and --prompt to a program's options, with their
+/// rules: the files must exist, --llama2c and --tokenizer need each other, --arpa excludes
+/// --llama2c (CLI11 reports a violation and the program exits with a non-zero status).
+/// @param app the program's CLI11 application
+/// @param m where the values go
+inline void add_model_options(CLI::App& app, model_options& m) {
+  CLI::Option* arpa = app.add_option("--arpa", m.arpa,
+                                     "p0 = an n-gram model read from this ARPA file (KenLM, SRILM) instead of the "
+                                     "built-in trigram; the classifiers are trained on the built-in corpus in its "
+                                     "vocabulary")
+                          ->check(CLI::ExistingFile);
+  CLI::Option* llama = app.add_option("--llama2c", m.llama2c,
+                                      "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
+                                      "sequences end at BOS (1) as in llama2.c")
+                           ->check(CLI::ExistingFile);
+  CLI::Option* tokenizer =
+      app.add_option("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)")
+          ->check(CLI::ExistingFile);
+  app.add_option("--prompt", m.prompt,
+                 "the prompt text (default: \"the\"; with --llama2c: \"Once upon a time\")");
+  arpa->excludes(llama);
+  llama->needs(tokenizer);
+  tokenizer->needs(llama);
+}
+
+/// @brief p0 and what a program needs around it: the prompt, the end token, the text of a
+/// sample, and the two classifiers trained on the built-in grammar in the model's tokens.
+/// @tparam Model tsmc::ngram_model or tsmc::llama2c::model
+template <class Model>
+struct model_world {
+  Model model;                                ///< p0
+  std::string description;                    ///< one line: which model, its size
+  bool builtin = false;                       ///< the built-in trigram (no file)
+  std::string prompt_text;                    ///< the prompt as text
+  tsmc::token_sequence prompt;                ///< the prompt's tokens (what the model starts from)
+  std::optional<tsmc::token> end_token;       ///< none for the n-gram models, BOS (1) for llama2.c
+  tsmc::bag_of_words_classifier sentiment;    ///< 3 classes (tsmc::sentiment), in the model's tokens
+  tsmc::bag_of_words_classifier harmful;      ///< 2 classes: 1 = the grammar's rare "harmful" attribute
+  std::size_t feature_dim = 0;                ///< the width of model.features()
+  std::size_t sampler_batch = 512;            ///< p0 draws per batch of the rejection and joint samplers
+  std::function<std::string(std::span<const tsmc::token>)> text;  ///< prompt + a sample, as text
+  std::function<std::string(std::span<const tsmc::token>)> tokens_text;  ///< tokens alone, as text
+};
+
+/// @brief A second model over the same p0, for a potential that queries the model while a
+/// sampler drives the first (infilling): a copy of an n-gram model.
+inline tsmc::ngram_model query_model(const tsmc::ngram_model& model) { return model; }
+
+/// @brief A second llama2.c model over the same (shared) weights.
+inline tsmc::llama2c::model query_model(const tsmc::llama2c::model& model) {
+  return tsmc::llama2c::model(model.weights());
+}
+
+/// @brief The infilling potential phi(s) = p0(o | prompt, s) on an n-gram model: single queries
+/// (tsmc::infilling_potential) on a second copy of the model.
+inline tsmc::infilling_potential<tsmc::ngram_model> infilling_phi(tsmc::ngram_model& query,
+                                                                  std::span<const tsmc::token> prompt,
+                                                                  std::span<const tsmc::token> observation) {
+  return tsmc::infilling_potential<tsmc::ngram_model>(query, prompt, observation);
+}
+
+/// @brief The infilling potential on a llama2.c model: one batched pass of a second model over
+/// the same weights per sequence length (tsmc::batched_infilling_potential).
+inline tsmc::batched_infilling_potential<tsmc::llama2c::model> infilling_phi(tsmc::llama2c::model& query,
+                                                                             std::span<const tsmc::token> prompt,
+                                                                             std::span<const tsmc::token> observation) {
+  return tsmc::batched_infilling_potential<tsmc::llama2c::model>(query, prompt, observation);
+}
+
+/// @brief The built-in grammar's corpus: the texts and their labels.
+struct labelled_corpus {
+  std::vector<std::string> texts;     ///< the sentences
+  std::vector<std::size_t> sentiment; ///< tsmc::sentiment as an index
+  std::vector<std::size_t> harmful;   ///< 1 for the rare attribute
+};
+
+/// @brief `size` sentences of the built-in grammar (the corpus make_world uses, same seed).
+inline labelled_corpus grammar_corpus(std::size_t size, std::uint64_t seed = 1) {
+  labelled_corpus c;
+  for (const tsmc::labelled_sentence& s : tsmc::story_grammar{}.generate(size, seed)) {
+    c.texts.push_back(s.text);
+    c.sentiment.push_back(static_cast<std::size_t>(s.label));
+    c.harmful.push_back(s.rare ? 1 : 0);
+  }
+  return c;
+}
+
+/// @brief The sentiment and harm classifiers trained on the corpus encoded by `encode`.
+template <class Encode>
+std::pair<tsmc::bag_of_words_classifier, tsmc::bag_of_words_classifier> train_classifiers(
+    const labelled_corpus& corpus, Encode encode, std::size_t vocab, std::vector<tsmc::token> ignored) {
+  std::vector<tsmc::token_sequence> sentences;
+  for (const std::string& t : corpus.texts) sentences.push_back(encode(t));
+  const tsmc::bag_of_words_options options{.ignored = std::move(ignored)};
+  return {tsmc::bag_of_words_classifier::train(sentences, corpus.sentiment, 3, vocab, options),
+          tsmc::bag_of_words_classifier::train(sentences, corpus.harmful, 2, vocab, options)};
+}
+
+/// @brief The text of a word model's prompt and sample.
+inline std::function<std::string(std::span<const tsmc::token>)> word_text(const tsmc::ngram_model& model,
+                                                                         const tsmc::token_sequence& prompt) {
+  const std::string head = model.vocabulary().decode(prompt);
+  return [&model, head](std::span<const tsmc::token> s) { return head + " " + model.vocabulary().decode(s); };
+}
+
+/// @brief The built-in world (make_world) as a model_world.
+inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t corpus, const std::string& prompt) {
+  world w = make_world(corpus);
+  auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
+      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(w.sentiment),
+      std::move(w.harmful), 0, 512, {}, {}});
+  m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
+                   std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
+  return m;
+}
+
+/// @brief An ARPA model with classifiers trained on the grammar corpus in its vocabulary.
+inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::string& path, std::size_t corpus,
+                                                                  const std::string& prompt) {
+  tsmc::ngram_model model = tsmc::ngram_model::load_arpa(path);
+  const labelled_corpus c = grammar_corpus(corpus);
+  auto [sentiment, harmful] = train_classifiers(
+      c, [&](const std::string& t) { return model.vocabulary().encode(t); }, model.vocab_size(),
+      {tsmc::word_tokenizer::end_token});
+  auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
+      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(sentiment),
+      std::move(harmful), 0, 512, {}, {}});
+  m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
+                   std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +
+                   " grammar sentences in its vocabulary";
+  return m;
+}
+
+/// @brief A llama2.c checkpoint with its tokenizer; classifiers trained on the grammar corpus
+/// tokenised by it (BOS and EOS ignored), the prompt encoded with BOS first.
+inline std::unique_ptr<model_world<tsmc::llama2c::model>> llama2c_world(const model_options& o, std::size_t corpus) {
+  tsmc::llama2c::model model{std::filesystem::path(o.llama2c)};
+  auto tok = std::make_shared<const tsmc::llama2c::tokenizer>(o.tokenizer, model.vocab_size());
+  const labelled_corpus c = grammar_corpus(corpus);
+  auto [sentiment, harmful] = train_classifiers(
+      c, [&](const std::string& t) { return tok->encode(t, false, false); }, model.vocab_size(),
+      {tsmc::llama2c::tokenizer::bos, tsmc::llama2c::tokenizer::eos});
+  const std::string prompt_text = o.prompt.empty() ? "Once upon a time" : o.prompt;
+  tsmc::token_sequence prompt = tok->encode(prompt_text, /*add_bos=*/true);
+  const tsmc::llama2c::config cfg = model.configuration();
+  const std::size_t dim = model.feature_dim();
+  auto m = std::make_unique<model_world<tsmc::llama2c::model>>(model_world<tsmc::llama2c::model>{
+      std::move(model), "", false, prompt_text, prompt, tsmc::llama2c::tokenizer::bos, std::move(sentiment),
+      std::move(harmful), dim, 64, {}, {}});
+  m->description = "llama2.c model " + o.llama2c + ": dim " + std::to_string(cfg.dim) + ", " +
+                   std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
+                   std::to_string(cfg.vocab_size) + ", seq_len " + std::to_string(cfg.seq_len) +
+                   "; classifiers trained on " + std::to_string(corpus) + " grammar sentences in its tokens";
+  m->text = [tok, prompt](std::span<const tsmc::token> s) {
+    return tok->decode(std::span<const tsmc::token>(prompt)) + tok->decode(s, prompt.back());
+  };
+  m->tokens_text = [tok](std::span<const tsmc::token> s) { return tok->decode(s, tsmc::token{0}); };
+  return m;
+}
+
+/// @brief Builds the world the options ask for and runs `body(world)` on it (a generic lambda:
+/// it is compiled for the n-gram and the llama2.c world). A library exception is reported as
+/// "<program>: error: <message>" on stderr with exit status 1.
+/// @param program the program's name, for the message
+/// @param o the model options
+/// @param corpus sentences of the built-in grammar (the built-in model's corpus, and the
+/// classifiers' training set for every model)
+/// @param body int(model_world<M>&), the program
+/// @return body's status, or 1 after an error
+template <class Body>
+int with_model(const char* program, const model_options& o, std::size_t corpus, Body&& body) {
+  try {
+    if (!o.llama2c.empty()) {
+      auto w = llama2c_world(o, corpus);
+      return body(*w);
+    }
+    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt) : arpa_world(o.arpa, corpus, o.prompt);
+    w->prompt = w->model.vocabulary().encode(w->prompt_text);
+    w->feature_dim = w->model.feature_dimension();
+    w->text = word_text(w->model, w->prompt);
+    const tsmc::ngram_model& model = w->model;
+    w->tokens_text = [&model](std::span<const tsmc::token> s) { return model.vocabulary().decode(s); };
+    return body(*w);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  }
+}
+
+}  // namespace tsmc_examples
