@@ -8,8 +8,14 @@
 //   twisted_smc/K:k/T:64    twisted_smc with the MLP twist head (one ReLU layer of width dim = 288
 //                           on model_features, V outputs; float_output), systematic at ESS < K/2
 //   twisted_smc_f64/K:64/T:64  the same with the head's output product in double
+//   twisted_smc_lowrank/K:64/T:64  the same head with a rank-32 output layer (output_rank = 32:
+//                           288 x 32 then 32 x V, float_output)
 //   ctl_update/K:k/T:64     one CTL update as train() does it: zero_gradient, ctl<>::sample (one
-//                           recorded twisted SIS run), ctl<>::accumulate, adam step
+//                           twisted SIS run, the negative phase accumulated while it runs),
+//                           ctl<>::accumulate (the positive phase), adam step
+//   ctl_update_lowrank/K:64/T:64  the same with the rank-32 head
+//   ctl_update_recorded/K:64/T:64  the update as before streaming: the run records every step's
+//                           K x V proposal rows, accumulate_negatives afterwards (time and memory)
 //   cached/K:k/T:h          twisted_smc as above at horizons h = 16, 64, 255 (prompt + horizon <=
 //                           seq_len 256), K = 16 and 1, per token
 //   recompute/K:1/T:h       the same (K = 1) with a model that keeps no cache: every step recomputes
@@ -18,14 +24,17 @@
 //                           particle loops); counter speedup = wall(1 thread) / wall(2 threads)
 //   smoke_*/16              every case above on a tiny random model (dim 16, V = 64): for ctest
 // Counters: ns_per_token (CPU ns per generated token per particle); model / twist / potential /
-// sampler: the run's smc_result::seconds split as fractions of its total.
+// sampler: the run's smc_result::seconds split as fractions of its total (ctl_update: negatives is
+// the streamed negative phase's share, included in sampler).
 // After the table: CPU-time ratios to floor with the same K (ctl_update: to twisted_smc with the
-// same K; cached: per token to cached with the same K at T = 16; recompute: to cached, same K, T).
+// same K, ctl_update_lowrank to twisted_smc_lowrank; cached: per token to cached with the same K at
+// T = 16; recompute: to cached, same K, T).
 // Goals: base_smc <= 1.05; twisted_smc <= 1.3; ctl_update <= 2.5 x twisted_smc; sampler share of
 // twisted_smc/K:64 < 0.03; cached/T:255 <= 1.5 x cached/T:16 per token.
 //   ./build/dev/benchmarks/bench_end_to_end --benchmark_min_time=0.01
 #include "ratio_reporter.hpp"
 
+#include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/learning/adam.hpp>
 #include <tsmc/learning/objectives.hpp>
@@ -40,12 +49,14 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -165,21 +176,29 @@ using head = tsmc::mlp_twist<tsmc::model_features>;
 
 /// The twist head: one ReLU layer of width dim on the model's features, the output layer's
 /// product in float unless asked (mlp_twist_options::float_output); the output layer drawn
-/// N(0, 0.02^2) so that the weights vary and resampling fires.
-head make_head(const tsmc::llama2c::checkpoint& w, std::size_t horizon, bool float_output = true) {
+/// N(0, 0.02^2) so that the weights vary and resampling fires. With rank > 0 the output layer is
+/// low-rank (min(rank, dim)); its r x V weight is drawn N(0, 0.02^2 dim / r), so that log psi has
+/// about the full head's spread (the factor is N(0, 1 / dim)).
+head make_head(const tsmc::llama2c::checkpoint& w, std::size_t horizon, bool float_output = true, std::size_t rank = 0) {
   const auto dim = static_cast<std::size_t>(w.configuration().dim);
+  const std::size_t r = std::min(rank, dim);
   head h(tsmc::model_features(dim), tsmc::mlp_twist_options{.vocab_size = static_cast<std::size_t>(w.configuration().vocab_size),
                                                              .max_steps = horizon,
                                                              .hidden_layers = 1,
                                                              .width = dim,
                                                              .seed = 7,
-                                                             .float_output = float_output});
+                                                             .float_output = float_output,
+                                                             .output_rank = r});
+  const double scale = r == 0 ? 0.02 : 0.02 * std::sqrt(static_cast<double>(dim) / static_cast<double>(r));
   tsmc::default_engine rng(11);
   for (auto& b : h.parameters())
     if (b.name == "head.output.weight")
-      for (Eigen::Index i = 0; i < b.values.size(); ++i) b.values(i) = 0.02 * tsmc::standard_normal(rng);
+      for (Eigen::Index i = 0; i < b.values.size(); ++i) b.values(i) = scale * tsmc::standard_normal(rng);
   return h;
 }
+
+/// The rank of the low-rank cases' output layer.
+constexpr std::size_t low_rank = 32;
 
 bool is_small(const benchmark::State& state) { return state.range(2) != 0; }
 
@@ -270,20 +289,23 @@ void base_smc_case(benchmark::State& state) {
   run_sampler(state, smc, K, T);
 }
 
-template <class Model, bool FloatOutput = true>
+template <class Model, bool FloatOutput = true, std::size_t Rank = 0>
 void twisted_case(benchmark::State& state) {
   const auto K = static_cast<std::size_t>(state.range(0));
   const auto T = static_cast<std::size_t>(state.range(1));
   const auto& w = weights(is_small(state));
   Model m(w);
-  head twist = make_head(*w, T, FloatOutput);
+  head twist = make_head(*w, T, FloatOutput, Rank);
   cheap_potential potential;
   tsmc::twisted_smc smc(m, twist, potential, tsmc::smc_options{.particles = K, .horizon = T}, tsmc::systematic{},
                         tsmc::ess_below(0.5));
   run_sampler(state, smc, K, T);
 }
 
-void ctl_case(benchmark::State& state) {
+/// One CTL update with the negatives recorded (step_recorder keeping every step's K x V proposal
+/// rows) and accumulated after the run (ctl::accumulate_negatives through a fresh batch with no
+/// streamed loss): the path before streaming, for its time and its peak memory.
+void ctl_recorded_case(benchmark::State& state) {
   const auto K = static_cast<std::size_t>(state.range(0));
   const auto T = static_cast<std::size_t>(state.range(1));
   const auto& w = weights(is_small(state));
@@ -298,8 +320,19 @@ void ctl_case(benchmark::State& state) {
   tsmc::smc_timings split;
   for (auto _ : state) {
     twist.zero_gradient();
-    auto batch = objective.sample(problem, rng);
+    tsmc::ctl<>::batch batch;
+    batch.negatives = problem.sample(tsmc::proposal_type::twisted, true, rng);
     add(split, batch.negatives.result.seconds);
+    for (const auto& s : batch.negatives.steps) {
+      auto& c = batch.log_constants.emplace_back(s.proposed.size());
+      for (std::size_t k = 0; k < c.size(); ++k)
+        c[k] = s.proposed[k] ? (s.log_normalizers[k] > tsmc::neg_inf ? s.log_target_weights[k] - s.log_normalizers[k]
+                                                                     : tsmc::neg_inf)
+                             : s.log_target_weights[k];
+    }
+    const double lse = tsmc::logsumexp(std::span<const double>(batch.negatives.result.log_weights));
+    for (const double lw : batch.negatives.result.log_weights) batch.positive_weights.push_back(std::exp(lw - lse));
+    batch.fresh = true;
     const tsmc::objective_step step = objective.accumulate(problem, batch, rng);
     twist.set_recording(false);
     auto blocks = twist.parameters();
@@ -307,6 +340,36 @@ void ctl_case(benchmark::State& state) {
     benchmark::DoNotOptimize(step.loss);
   }
   set_counters(state, K, T, &split);
+}
+
+template <std::size_t Rank = 0>
+void ctl_case(benchmark::State& state) {
+  const auto K = static_cast<std::size_t>(state.range(0));
+  const auto T = static_cast<std::size_t>(state.range(1));
+  const auto& w = weights(is_small(state));
+  tsmc::llama2c::model m(w);
+  head twist = make_head(*w, T, true, Rank);
+  cheap_potential potential;
+  tsmc::learning_problem problem(m, twist, potential, prompt,
+                                 tsmc::learning_options{.batch = K, .horizon = T, .check_normalization = false});
+  tsmc::ctl<> objective;
+  tsmc::adam optimizer(tsmc::adam_options{.learning_rate = 1e-3});
+  tsmc::default_engine rng(5);
+  tsmc::smc_timings split;
+  double negatives = 0.0;
+  for (auto _ : state) {
+    twist.zero_gradient();
+    auto batch = objective.sample(problem, rng);
+    add(split, batch.negatives.result.seconds);
+    negatives += batch.streamed_seconds;
+    const tsmc::objective_step step = objective.accumulate(problem, batch, rng);
+    twist.set_recording(false);
+    auto blocks = twist.parameters();
+    optimizer.step(blocks);
+    benchmark::DoNotOptimize(step.loss);
+  }
+  set_counters(state, K, T, &split);
+  if (split.total() > 0.0) state.counters["negatives"] = negatives / split.total();
 }
 
 void threads_case(benchmark::State& state) {
@@ -357,7 +420,12 @@ BENCHMARK(floor_case)->Name("floor")->Apply([](auto* b) { full(b, {16, 64, 256},
 BENCHMARK(base_smc_case)->Name("base_smc")->Apply([](auto* b) { full(b, {16, 64, 256}, 64); });
 BENCHMARK(twisted_case<tsmc::llama2c::model>)->Name("twisted_smc")->Apply([](auto* b) { full(b, {16, 64, 256}, 64); });
 BENCHMARK(twisted_case<tsmc::llama2c::model, false>)->Name("twisted_smc_f64")->Apply([](auto* b) { full(b, {64}, 64); });
-BENCHMARK(ctl_case)->Name("ctl_update")->Apply([](auto* b) { full(b, {16, 64, 256}, 64); });
+BENCHMARK(twisted_case<tsmc::llama2c::model, true, low_rank>)->Name("twisted_smc_lowrank")->Apply([](auto* b) {
+  full(b, {64}, 64);
+});
+BENCHMARK(ctl_case<>)->Name("ctl_update")->Apply([](auto* b) { full(b, {16, 64, 256}, 64); });
+BENCHMARK(ctl_case<low_rank>)->Name("ctl_update_lowrank")->Apply([](auto* b) { full(b, {64}, 64); });
+BENCHMARK(ctl_recorded_case)->Name("ctl_update_recorded")->Apply([](auto* b) { full(b, {64}, 64); });
 BENCHMARK(twisted_case<tsmc::llama2c::model>)->Name("cached")->Apply([](auto* b) {
   b->ArgNames({"K", "T", "small"});
   for (std::int64_t K : {16, 1})
@@ -374,7 +442,10 @@ BENCHMARK(threads_case)->Name("threads")->Apply([](auto* b) { full(b, {64}, 64);
 BENCHMARK(floor_case)->Name("smoke_floor")->Args({16, 16, 1});
 BENCHMARK(base_smc_case)->Name("smoke_base_smc")->Args({16, 16, 1});
 BENCHMARK(twisted_case<tsmc::llama2c::model>)->Name("smoke_twisted_smc")->Args({16, 16, 1});
-BENCHMARK(ctl_case)->Name("smoke_ctl_update")->Args({16, 16, 1});
+BENCHMARK(twisted_case<tsmc::llama2c::model, true, low_rank>)->Name("smoke_twisted_smc_lowrank")->Args({16, 16, 1});
+BENCHMARK(ctl_case<>)->Name("smoke_ctl_update")->Args({16, 16, 1});
+BENCHMARK(ctl_case<low_rank>)->Name("smoke_ctl_update_lowrank")->Args({16, 16, 1});
+BENCHMARK(ctl_recorded_case)->Name("smoke_ctl_update_recorded")->Args({16, 16, 1});
 BENCHMARK(twisted_case<no_cache_model>)->Name("smoke_recompute")->Args({16, 16, 1});
 BENCHMARK(threads_case)->Name("smoke_threads")->Args({16, 16, 1})->UseRealTime();
 
@@ -387,14 +458,18 @@ int main(int argc, char** argv) {
       "  base_smc/K:k/T:64     twisted_smc, q = p0, no twist, systematic at ESS < K/2\n"
       "  twisted_smc/K:k/T:64  twisted_smc with the MLP head (1 ReLU layer, width 288, model_features)\n"
       "  twisted_smc_f64/K:64/T:64  the same, the head's output product in double (float_output off)\n"
-      "  ctl_update/K:k/T:64   one CTL update: zero_gradient, ctl<>::sample, accumulate, adam step\n"
+      "  twisted_smc_lowrank/K:64/T:64  the same head with a rank-32 output layer (output_rank = 32)\n"
+      "  ctl_update/K:k/T:64   one CTL update: zero_gradient, ctl<>::sample (negatives streamed), accumulate, adam\n"
+      "  ctl_update_lowrank/K:64/T:64   the same with the rank-32 head\n"
+      "  ctl_update_recorded/K:64/T:64  the update before streaming (T x K x V proposal rows recorded)\n"
       "  cached/K:k/T:h        twisted_smc at horizons 16, 64, 255, K = 16 and 1 (the KV cache)\n"
       "  recompute/K:1/T:h     the same with a model that recomputes every prefix at every step\n"
       "  threads/K:64/T:64     twisted_smc with 1 then 2 OpenMP threads; counter speedup (wall time)\n"
       "  smoke_*/16            the same code on a tiny model (ctest smoke run)\n"
       "Counters model/twist/potential/sampler: smc_result::seconds as fractions of the run.\n"
       "After the table: CPU-time ratios to the baseline measured in the same run (floor with the same K;\n"
-      "ctl_update to twisted_smc, same K; cached per token to cached at T = 16; recompute to cached).\n"
+      "ctl_update to twisted_smc, same K (the low-rank CTL to the low-rank twisted run); cached per token\n"
+      "to cached at T = 16; recompute to cached).\n"
       "Goals: base_smc <= 1.05, twisted_smc <= 1.3, ctl_update <= 2.5 x twisted_smc; sampler share of\n"
       "twisted_smc/K:64 < 0.03; cached/T:255 <= 1.5 per token.\n"
       "Single-threaded except threads/ (omp_set_num_threads(1) at start).\n"
@@ -408,10 +483,14 @@ int main(int argc, char** argv) {
     // names: family/K:k/T:t/small:0
     const auto slash = name.find('/');
     const std::string family = name.substr(0, slash), rest = name.substr(slash);
-    if (family == "base_smc" || family == "twisted_smc" || family == "twisted_smc_f64") return {"floor" + rest, 1.0};
-    if (family == "ctl_update") return {"twisted_smc" + rest, 1.0};
-    if (family == "smoke_base_smc" || family == "smoke_twisted_smc") return {"smoke_floor" + rest, 1.0};
-    if (family == "smoke_ctl_update") return {"smoke_twisted_smc" + rest, 1.0};
+    if (family == "base_smc" || family == "twisted_smc" || family == "twisted_smc_f64" || family == "twisted_smc_lowrank")
+      return {"floor" + rest, 1.0};
+    if (family == "ctl_update" || family == "ctl_update_recorded") return {"twisted_smc" + rest, 1.0};
+    if (family == "ctl_update_lowrank") return {"twisted_smc_lowrank" + rest, 1.0};
+    if (family == "smoke_base_smc" || family == "smoke_twisted_smc" || family == "smoke_twisted_smc_lowrank")
+      return {"smoke_floor" + rest, 1.0};
+    if (family == "smoke_ctl_update" || family == "smoke_ctl_update_recorded") return {"smoke_twisted_smc" + rest, 1.0};
+    if (family == "smoke_ctl_update_lowrank") return {"smoke_twisted_smc_lowrank" + rest, 1.0};
     // per token: cached to its own K at T = 16; recompute to cached with the same K and T
     if (family == "cached") {
       const auto t = rest.find("/T:");

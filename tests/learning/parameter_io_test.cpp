@@ -187,6 +187,45 @@ TEST_CASE("a twist's parameters round-trip through a file, and a file for anothe
   for (std::size_t i = 0; i < after.size(); ++i) REQUIRE(after[i].values == before[i]);
 }
 
+TEST_CASE("a low-rank twist's parameters (with head.output.factor) round-trip, and a full-rank file is rejected", "[learning]") {
+  scratch_directory dir;
+  const auto make = [](std::size_t rank, std::uint64_t seed) {
+    return mlp_twist(prefix_features(prefix_features_options{.vocab_size = 6, .embedding_size = 3, .seed = seed}),
+                     mlp_twist_options{.vocab_size = 6, .max_steps = 5, .hidden_layers = 1, .width = 4, .seed = seed,
+                                       .output_rank = rank});
+  };
+  auto source = make(2, 1);
+  default_engine engine(6);
+  for (auto& b : source.parameters())
+    for (Eigen::Index i = 0; i < b.values.size(); ++i) b.values[i] = standard_normal(engine);
+  save_parameters(dir.file("low_rank.bin"), source);
+  auto target = make(2, 2);
+  load_parameters(dir.file("low_rank.bin"), target);
+  auto a = source.parameters();
+  auto b = target.parameters();
+  REQUIRE(a.size() == b.size());
+  bool has_factor = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].name == b[i].name);
+    REQUIRE(a[i].values == b[i].values);
+    has_factor = has_factor || a[i].name == "head.output.factor";
+  }
+  REQUIRE(has_factor);
+
+  using Catch::Matchers::Contains;
+  auto full = make(0, 3);
+  save_parameters(dir.file("full.bin"), full);
+  auto low = make(2, 4);
+  std::vector<Eigen::VectorXd> before;
+  for (auto& p : low.parameters()) before.push_back(p.values);
+  REQUIRE_THROWS_WITH(load_parameters(dir.file("full.bin"), low), Contains("full.bin"));
+  auto after = low.parameters();
+  for (std::size_t i = 0; i < after.size(); ++i) REQUIRE(after[i].values == before[i]);
+  auto other_rank = make(3, 5);
+  REQUIRE_THROWS_WITH(load_parameters(dir.file("low_rank.bin"), other_rank),
+                      Contains("low_rank.bin") && Contains("head.output.factor"));
+}
+
 TEST_CASE("load_parameters rejects wrong names, counts and shapes, naming the file and the block", "[learning]") {
   using Catch::Matchers::Contains;
   scratch_directory dir;

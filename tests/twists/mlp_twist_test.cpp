@@ -525,3 +525,138 @@ TEST_CASE("an untrained mlp_twist in twisted_smc gives the run of the untwisted 
   for (std::size_t k = 0; k < r1.log_weights.size(); ++k) REQUIRE(r1.log_weights[k] == Approx(r2.log_weights[k]).margin(1e-12));
   for (std::size_t t = 1; t <= 4; ++t) REQUIRE(twist.has_record(t));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The low-rank output layer (mlp_twist_options::output_rank)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+[[nodiscard]] mlp_twist_options low_rank_options(std::size_t layers, std::size_t rank) {
+  mlp_twist_options o = head_options(layers);
+  o.output_rank = rank;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a low-rank mlp_twist has the factor block, starts at psi = 1 and zeroes finished rows", "[learning]") {
+  step_fixture f;
+  featured_model model(4, 3);
+  model.set_prefixes(f.prefixes);
+  for (std::size_t layers = 0; layers <= 2; ++layers) {
+    INFO("hidden layers " << layers);
+    mlp_twist twist(model_features(4), low_rank_options(layers, 2));
+    const auto blocks = twist.parameters();
+    REQUIRE(blocks.size() == 2 * layers + 3);
+    const auto& factor = blocks[2 * layers];
+    const auto& weight = blocks[2 * layers + 1];
+    CHECK(factor.name == "head.output.factor");
+    CHECK(factor.rows == static_cast<Eigen::Index>(layers == 0 ? 4 + max_steps : 6));
+    CHECK(factor.cols == 2);
+    CHECK(!factor.values.isZero(0.0));  // drawn, so that B gets a gradient at the first update
+    CHECK(weight.name == "head.output.weight");
+    CHECK(weight.rows == 2);
+    CHECK(weight.cols == static_cast<Eigen::Index>(vocab));
+    CHECK(blocks[2 * layers + 2].name == "head.output.bias");
+
+    log_prob_matrix out = log_prob_matrix::Constant(static_cast<Eigen::Index>(f.particles()), vocab, 9.0);
+    twist.log_twist(f.context(model), out);
+    CHECK(out.isZero(0.0));
+
+    randomise(twist, 21 + layers);
+    twist.set_recording(true);
+    twist.log_twist(f.context(model), out);
+    CHECK(out.row(2).isZero(0.0));
+    CHECK(!out.row(1).isZero(0.0));
+
+    // The finished row contributes nothing, even NaN there; zero_gradient clears every block.
+    log_prob_matrix c = random_coefficients(f.particles(), 5);
+    twist.zero_gradient();
+    twist.accumulate_dense(f.step, c);
+    std::vector<Eigen::VectorXd> with_row;
+    for (auto& b : twist.parameters()) with_row.push_back(b.gradient);
+    CHECK(!with_row[2 * layers].isZero(0.0));  // the factor has a gradient
+    c.row(2).setConstant(std::nan(""));
+    twist.zero_gradient();
+    for (auto& b : twist.parameters()) CHECK(b.gradient.isZero(0.0));
+    twist.accumulate_dense(f.step, c);
+    auto after = twist.parameters();
+    for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i].gradient == with_row[i]);
+    twist.zero_gradient();
+    const std::vector<sparse_coefficient> on_finished{{2, 1, 3.0}, {2, 4, -1.0}};
+    twist.accumulate_sparse(f.step, on_finished);
+    for (auto& b : twist.parameters()) CHECK(b.gradient.isZero(0.0));
+  }
+}
+
+TEST_CASE("a low-rank mlp_twist computes log psi = (x A) B + b", "[learning]") {
+  step_fixture f;
+  featured_model model(4, 3);
+  model.set_prefixes(f.prefixes);
+  // A linear head (no hidden layer): x = [features, onehot(t)], W_0 = A B.
+  mlp_twist twist(model_features(4), low_rank_options(0, 2));
+  randomise(twist, 31);
+  auto blocks = twist.parameters();
+  const Eigen::Map<Eigen::MatrixXd> A(blocks[0].values.data(), blocks[0].rows, blocks[0].cols);
+  const Eigen::Map<Eigen::MatrixXd> B(blocks[1].values.data(), blocks[1].rows, blocks[1].cols);
+  const Eigen::VectorXd b = blocks[2].values;
+  log_prob_matrix out(static_cast<Eigen::Index>(f.particles()), vocab);
+  twist.log_twist(f.context(model), out);
+  for (Eigen::Index k = 0; k < static_cast<Eigen::Index>(f.particles()); ++k) {
+    if (!f.active[static_cast<std::size_t>(k)]) continue;
+    Eigen::VectorXd x = Eigen::VectorXd::Zero(4 + max_steps);
+    for (Eigen::Index j = 0; j < 4; ++j) x(j) = model.features()(k, j);
+    x(4 + static_cast<Eigen::Index>(f.step) - 1) = 1.0;
+    const Eigen::VectorXd expected = B.transpose() * (A.transpose() * x) + b;
+    for (Eigen::Index v = 0; v < static_cast<Eigen::Index>(vocab); ++v) CHECK(out(k, v) == Approx(expected(v)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("a low-rank mlp_twist's backward pass matches finite differences for every block", "[learning]") {
+  for (std::size_t layers = 0; layers <= 2; ++layers) {
+    DYNAMIC_SECTION("model_features, hidden layers " << layers) {
+      featured_model model(4, 3);
+      model.set_prefixes(step_fixture{}.prefixes);
+      mlp_twist twist(model_features(4), low_rank_options(layers, 2));
+      check_backward(twist, model, 600 + layers);
+    }
+    DYNAMIC_SECTION("prefix_features (trainable), hidden layers " << layers) {
+      testing::tabular_model model(vocab, 3);
+      mlp_twist twist(make_prefix_features(6), low_rank_options(layers, 3));
+      check_backward(twist, model, 700 + layers);
+    }
+  }
+}
+
+TEST_CASE("a low-rank mlp_twist with a float output product agrees with the double one", "[learning]") {
+  step_fixture f;
+  featured_model model(4, 3);
+  model.set_prefixes(f.prefixes);
+  mlp_twist exact(model_features(4), low_rank_options(1, 2));
+  mlp_twist_options o = low_rank_options(1, 2);
+  o.float_output = true;
+  mlp_twist fast(model_features(4), o);
+  randomise(exact, 41);
+  randomise(fast, 41);
+  log_prob_matrix a(static_cast<Eigen::Index>(f.particles()), vocab), b(a.rows(), a.cols());
+  exact.log_twist(f.context(model), a);
+  fast.log_twist(f.context(model), b);
+  CHECK((a - b).cwiseAbs().maxCoeff() < 1e-5);
+  CHECK(a != b);  // the float path was taken
+}
+
+TEST_CASE("mlp_twist rejects an output rank above min(fan_in, V), naming the option and the value", "[learning]") {
+  using Catch::Matchers::Contains;
+  // Linear head: fan_in = d + max_steps = 8, V = 5: at most 5.
+  REQUIRE_NOTHROW(mlp_twist(model_features(4), low_rank_options(0, 5)));
+  REQUIRE_THROWS_WITH(mlp_twist(model_features(4), low_rank_options(0, 6)),
+                      Contains("mlp_twist::mlp_twist") && Contains("options.output_rank") && Contains("got 6") &&
+                          Contains("vocab_size 5"));
+  // One hidden layer of width 6, V = 12: at most 6.
+  mlp_twist_options wide = low_rank_options(1, 7);
+  wide.vocab_size = 12;
+  REQUIRE_THROWS_WITH(mlp_twist(model_features(4), wide),
+                      Contains("options.output_rank") && Contains("got 7") && Contains("fan_in of the output layer 6"));
+  REQUIRE_THROWS_AS(mlp_twist(model_features(4), wide), tsmc::invalid_argument);
+}

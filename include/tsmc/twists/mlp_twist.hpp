@@ -13,6 +13,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,11 @@ struct mlp_twist_options {
   /// after each parameters() call (write parameters through blocks obtained after the last
   /// log_twist, as train() and load_parameters do).
   bool float_output = false;
+  /// @brief The rank r of the output layer: 0 (the default) for a full fan_in x V layer; r > 0 for
+  /// a low-rank layer W_L = A B, A fan_in x r ("head.output.factor") and B r x V
+  /// ("head.output.weight"), which costs (fan_in + V) r multiply-adds a particle instead of
+  /// fan_in V (r at most min(fan_in, V)). float_output then applies to the r x V product.
+  std::size_t output_rank = 0;
 };
 
 /// @brief A twist head: log psi_t(s_{1:t-1}, v) = y_v(x) for every candidate v at once
@@ -48,15 +54,22 @@ struct mlp_twist_options {
 /// - L = hidden_layers ReLU layers h_l = max(0, W_l^T h_{l-1} + b_l) of width `width`, then
 ///   y = W_L^T h_{L-1} + b_L.
 ///
-/// Blocks (parameters(), column-major): "head.hidden<l>.weight" (fan_in x width) and
-/// "head.hidden<l>.bias" (width x 1) for l < L, "head.output.weight" (fan_in x V) and
-/// "head.output.bias" (V x 1), then the featurizer's blocks if it is trainable. The first
-/// layer's fan_in is d + max_steps; its rows d .. d + max_steps - 1 are the step's weights.
+/// With mlp_twist_options::output_rank = r > 0 the output layer is low-rank: y = B^T (A^T x) + b_L,
+/// z = A^T x of size r (Zhao et al. 2024 use a full layer; the factorisation is this library's
+/// option for large vocabularies, where the full layer costs as much as the model's classifier).
 ///
-/// Initialisation: the output layer (weight and bias) is zero, so psi = 1 exactly at first (the
-/// twisted proposal starts as the base model). Hidden weights are He-normal,
-/// N(0, 2 / fan_in), drawn from xoshiro256ss(seed) with tsmc::standard_normal layer by layer in
-/// column-major order; hidden biases are zero.
+/// Blocks (parameters(), column-major): "head.hidden<l>.weight" (fan_in x width) and
+/// "head.hidden<l>.bias" (width x 1) for l < L; with a low-rank output "head.output.factor"
+/// (fan_in x r, A); "head.output.weight" (fan_in x V, or r x V: B, when low-rank) and
+/// "head.output.bias" (V x 1); then the featurizer's blocks if it is trainable. The first
+/// layer's fan_in is d + max_steps; its rows d .. d + max_steps - 1 are the step's weights
+/// (of A when the head is linear and low-rank).
+///
+/// Initialisation: the output layer's weight (B when low-rank) and bias are zero, so psi = 1
+/// exactly at first (the twisted proposal starts as the base model). Hidden weights are
+/// He-normal, N(0, 2 / fan_in), drawn from xoshiro256ss(seed) with tsmc::standard_normal layer
+/// by layer in column-major order; hidden biases are zero; a low-rank factor A is N(0, 1 / fan_in),
+/// drawn after the hidden layers (so that B gets a gradient from the first update).
 ///
 /// Precision: parameters, features and activations are double, so that the backward pass can be
 /// checked against finite differences to 1e-6 and the sampler's weights telescope exactly. With
@@ -68,7 +81,7 @@ struct mlp_twist_options {
 ///
 /// Recording: after set_recording(true), each log_twist call stores, keyed by ctx.step, the
 /// step's input features (inactive rows zeroed), the hidden activations, the active flags and
-/// the featurizer's record: K x (d + L * width) doubles, never a K x V matrix. accumulate_dense /
+/// the featurizer's record: K x (d + L * width + r) doubles, never a K x V matrix. accumulate_dense /
 /// accumulate_sparse back-propagate through the head (and into a trainable featurizer) from that
 /// record, never calling the model. They use the recorded activations and the current weights:
 /// accumulate before updating the parameters, and record a fresh run after each update.
@@ -87,7 +100,7 @@ class mlp_twist {
   /// @brief A head over a featurizer, initialised as in the class documentation.
   /// @param featurizer the featurizer (moved in); its feature_size() is d
   /// @param options vocab_size > 0, max_steps > 0, hidden_layers in 0..3, width > 0 when
-  /// hidden_layers > 0
+  /// hidden_layers > 0, output_rank at most min(fan_in of the output layer, vocab_size)
   /// @throw tsmc::invalid_argument naming the bad option, or if the featurizer's d is 0
   mlp_twist(Featurizer featurizer, const mlp_twist_options& options)
       : featurizer_(std::move(featurizer)), options_(options) {
@@ -100,6 +113,11 @@ class mlp_twist {
     feature_size_ = static_cast<std::size_t>(featurizer_.feature_size());
     check_positive(function, "featurizer.feature_size()", feature_size_);
 
+    const std::size_t output_fan_in = options.hidden_layers > 0 ? options.width : feature_size_ + options.max_steps;
+    check_argument(options.output_rank <= std::min(output_fan_in, options.vocab_size), function, "options.output_rank",
+                   "must be 0 (a full output layer) or at most min(fan_in of the output layer " +
+                       std::to_string(output_fan_in) + ", vocab_size " + std::to_string(options.vocab_size) + ")",
+                   options.output_rank);
     const std::size_t layers = options.hidden_layers + 1;
     weights_.resize(layers);
     biases_.resize(layers);
@@ -107,9 +125,16 @@ class mlp_twist {
     bias_gradients_.resize(layers);
     default_engine engine(options.seed);
     Eigen::Index fan_in = static_cast<Eigen::Index>(feature_size_ + options.max_steps);
+    const auto rank = static_cast<Eigen::Index>(options.output_rank);
     for (std::size_t l = 0; l < layers; ++l) {
       const bool output = l + 1 == layers;
       const auto fan_out = static_cast<Eigen::Index>(output ? options.vocab_size : options.width);
+      if (output && rank > 0) {  // W_L = A B: A here, B (rank x V) below
+        factor_.resize(fan_in, rank);
+        detail::fill_normal(factor_, std::sqrt(1.0 / static_cast<double>(fan_in)), engine);
+        factor_gradient_.setZero(fan_in, rank);
+        fan_in = rank;
+      }
       weights_[l].resize(fan_in, fan_out);
       if (output)
         weights_[l].setZero();
@@ -202,6 +227,7 @@ class mlp_twist {
   void zero_gradient() {
     for (auto& g : weight_gradients_) g.setZero();
     for (auto& g : bias_gradients_) g.setZero();
+    factor_gradient_.setZero();
     if constexpr (TrainableFeaturizer<Featurizer>) featurizer_.zero_gradient();
   }
 
@@ -237,6 +263,16 @@ class mlp_twist {
     const twist_feature_matrix& input = L == 0 ? rec.input : rec.hidden[L - 1];
     mask_.resize(K);
     for (Eigen::Index k = 0; k < K; ++k) mask_(k) = rec.active[static_cast<std::size_t>(k)] ? 1.0 : 0.0;
+    if (low_rank()) {
+      // y = z B + b_L: dB += z^T C, db += column sums of C, dz = C B^T, then A and below.
+      detail::tiled_product(weight_gradients_[L], rec.low.transpose(), c, true);
+      bias_gradients_[L] += (mask_.transpose() * c).transpose();
+      grad_low_.resize(K, rec.low.cols());
+      detail::tiled_product(grad_low_, c, weights_[L].transpose());
+      zero_inactive_rows(grad_low_, rec.active);
+      backward_factor(rec, step);
+      return;
+    }
     // Output layer: y = W_L^T h + b_L (h = [f, onehot(t)] when L == 0).
     Eigen::MatrixXd& W = weights_[L];
     Eigen::MatrixXd& gW = weight_gradients_[L];
@@ -271,6 +307,22 @@ class mlp_twist {
                      entries[i].candidate);
     }
     const std::size_t L = options_.hidden_layers;
+    if (low_rank()) {
+      // y_v = z . B(:, v) + b_v: dB(:, v) += C z^T, db_v += C, dz += C B(:, v)^T, then A and below.
+      Eigen::MatrixXd& B = weights_[L];
+      Eigen::MatrixXd& gB = weight_gradients_[L];
+      grad_low_.setZero(static_cast<Eigen::Index>(K), rec.low.cols());
+      for (const sparse_coefficient& e : entries) {
+        if (!rec.active[e.particle]) continue;
+        const auto k = static_cast<Eigen::Index>(e.particle);
+        const auto v = static_cast<Eigen::Index>(e.candidate);
+        gB.col(v) += e.value * rec.low.row(k).transpose();
+        bias_gradients_[L](v) += e.value;
+        grad_low_.row(k) += e.value * B.col(v).transpose();
+      }
+      backward_factor(rec, step);
+      return;
+    }
     const twist_feature_matrix& input = L == 0 ? rec.input : rec.hidden[L - 1];
     const auto n_in = input.cols();
     Eigen::MatrixXd& W = weights_[L];
@@ -298,6 +350,7 @@ class mlp_twist {
     const std::size_t L = options_.hidden_layers;
     for (std::size_t l = 0; l <= L; ++l) {
       const std::string prefix = l == L ? std::string("head.output") : "head.hidden" + std::to_string(l);
+      if (l == L && low_rank()) blocks.push_back(detail::matrix_block(prefix + ".factor", factor_, factor_gradient_));
       blocks.push_back(detail::matrix_block(prefix + ".weight", weights_[l], weight_gradients_[l]));
       blocks.push_back(parameter_block{prefix + ".bias", biases_[l].size(), 1,
                                        Eigen::Map<Eigen::VectorXd>(biases_[l].data(), biases_[l].size()),
@@ -319,6 +372,7 @@ class mlp_twist {
     std::vector<std::uint8_t> active;  // K flags
     row_matrix input;                  // K x d, inactive rows zero
     std::vector<row_matrix> hidden;    // L matrices K x width, post-ReLU, inactive rows zero
+    row_matrix low;                    // K x r: z = A^T x of a low-rank output layer, inactive rows zero
     typename detail::featurizer_record<Featurizer>::type features{};
   };
 
@@ -334,6 +388,10 @@ class mlp_twist {
     const auto d = static_cast<Eigen::Index>(feature_size_);
     const auto t = static_cast<Eigen::Index>(rec.step);
     rec.hidden.resize(L);
+    if (low_rank()) {
+      forward_low_rank(rec, out);
+      return;
+    }
     // Layer 0's input is [f, onehot(t)]: the one-hot adds row d + t - 1 of W_0 to the bias.
     step_bias_ = biases_[0].transpose() + weights_[0].row(d + t - 1);
     if (L == 0) {
@@ -365,6 +423,56 @@ class mlp_twist {
     else
       detail::tiled_product(out, rec.hidden[L - 1], weights_[L]);
     out.rowwise() += biases_[L].transpose();
+  }
+
+  [[nodiscard]] bool low_rank() const noexcept { return options_.output_rank > 0; }
+
+  // The forward pass of a head with a low-rank output layer: the hidden layers, z = x A (plus A's
+  // step row when the head is linear), then out = z B + b_L.
+  void forward_low_rank(step_record& rec, log_prob_ref out) {
+    const std::size_t L = options_.hidden_layers;
+    const auto d = static_cast<Eigen::Index>(feature_size_);
+    const auto t = static_cast<Eigen::Index>(rec.step);
+    for (std::size_t l = 0; l < L; ++l) {
+      row_matrix& h = rec.hidden[l];
+      const row_matrix& in = l == 0 ? rec.input : rec.hidden[l - 1];
+      h.resize(in.rows(), weights_[l].cols());
+      if (l == 0) {
+        detail::tiled_product(h, in, weights_[0].topRows(d));
+        h.rowwise() += biases_[0].transpose() + weights_[0].row(d + t - 1);
+      } else {
+        detail::tiled_product(h, in, weights_[l]);
+        h.rowwise() += biases_[l].transpose();
+      }
+      h = h.cwiseMax(0.0);
+      zero_inactive_rows(h, rec.active);
+    }
+    const row_matrix& input = L == 0 ? rec.input : rec.hidden[L - 1];
+    const auto n_in = input.cols();
+    rec.low.resize(input.rows(), factor_.cols());
+    detail::tiled_product(rec.low, input, factor_.topRows(n_in));
+    if (L == 0) rec.low.rowwise() += factor_.row(d + t - 1);
+    zero_inactive_rows(rec.low, rec.active);
+    if (options_.float_output)
+      output_in_float(rec.low, rec.low.cols(), out);
+    else
+      detail::tiled_product(out, rec.low, weights_[L]);
+    out.rowwise() += biases_[L].transpose();
+  }
+
+  // Back-propagates grad_low_ (d(loss)/dz, rows of finished particles zero) into the factor A and
+  // on through the hidden layers and the featurizer.
+  void backward_factor(const step_record& rec, std::size_t step) {
+    const std::size_t L = options_.hidden_layers;
+    const twist_feature_matrix& input = L == 0 ? rec.input : rec.hidden[L - 1];
+    const auto n_in = input.cols();
+    detail::tiled_product(factor_gradient_.topRows(n_in), input.transpose(), grad_low_, true);
+    if (L == 0) factor_gradient_.row(n_in + static_cast<Eigen::Index>(step) - 1) += grad_low_.colwise().sum();
+    if (L == 0 && !TrainableFeaturizer<Featurizer>) return;
+    grad_hidden_.resize(grad_low_.rows(), n_in);
+    detail::tiled_product(grad_hidden_, grad_low_, factor_.topRows(n_in).transpose());
+    zero_inactive_rows(grad_hidden_, rec.active);
+    backward_hidden(rec, step);
   }
 
   // out = input * W_L.topRows(n_in), the product in float (the float copy refreshed if stale).
@@ -415,6 +523,8 @@ class mlp_twist {
   std::vector<Eigen::VectorXd> biases_;            // l: fan_out
   std::vector<Eigen::MatrixXd> weight_gradients_;  // same shapes
   std::vector<Eigen::VectorXd> bias_gradients_;
+  Eigen::MatrixXd factor_;                         // A of a low-rank output layer: fan_in x r (empty when full)
+  Eigen::MatrixXd factor_gradient_;
   bool recording_ = false;
   std::vector<step_record> records_;  // indexed by step, 0 unused
   step_record scratch_;               // the buffers of calls that do not record
@@ -423,6 +533,7 @@ class mlp_twist {
   log_prob_matrix masked_;
   row_matrix grad_hidden_;
   row_matrix grad_pre_;
+  row_matrix grad_low_;
   bool float_stale_ = true;                 // float_weight_ must be refreshed (float_output)
   Eigen::MatrixXf float_weight_;            // W_L's first fan_in rows in float
   Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> float_input_, float_out_;
