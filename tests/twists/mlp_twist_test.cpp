@@ -577,6 +577,9 @@ TEST_CASE("a low-rank mlp_twist has the factor block, starts at psi = 1 and zero
     std::vector<Eigen::VectorXd> with_row;
     for (auto& b : twist.parameters()) with_row.push_back(b.gradient);
     CHECK(!with_row[2 * layers].isZero(0.0));  // the factor has a gradient
+    twist.accumulate_dense(f.step, c);           // a second call adds (x + x == 2 x exactly)
+    auto twice = twist.parameters();
+    for (std::size_t i = 0; i < twice.size(); ++i) CHECK(twice[i].gradient == 2.0 * with_row[i]);
     c.row(2).setConstant(std::nan(""));
     twist.zero_gradient();
     for (auto& b : twist.parameters()) CHECK(b.gradient.isZero(0.0));
