@@ -57,7 +57,7 @@ inline void add_model_options(CLI::App& app, model_options& m) {
                           ->check(CLI::ExistingFile);
   CLI::Option* llama = app.add_option("--llama2c", m.llama2c,
                                       "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
-                                      "sequences end at BOS (1) as in llama2.c")
+                                      "sequences end at BOS (1) as in llama2.c (infilling has no end token)")
                            ->check(CLI::ExistingFile);
   CLI::Option* tokenizer =
       app.add_option("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)")

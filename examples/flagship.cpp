@@ -7,14 +7,15 @@
 // how many hit the target, some of them, and the bounds on log Z and the KLs of the twisted
 // proposal before and after training (exact samples of sigma by rejection from p0).
 //
-// The same run on another model (the harm classifier is then trained on the built-in grammar's
-// sentences in that model's tokens; see examples/example_models.hpp):
+// --arpa or --llama2c runs the same on another model (the harm classifier is then trained on the
+// built-in grammar's sentences in that model's tokens; see examples/example_models.hpp).
 //
 //   ./build/dev/examples/flagship              # defaults: about 16 s on two cores
 //   ./build/dev/examples/flagship --help
 //   ./build/dev/examples/flagship --arpa model.arpa          # an n-gram model from KenLM / SRILM
 //   ./build/dev/examples/flagship --llama2c stories15M.bin --tokenizer tokenizer.bin --prompt "Once upon a time"
-//       --updates 30 --batch 16 --draws 16 --bound-runs 4 --kl-samples 16 --evaluate-every 0 --rejection-budget 20000
+//       --updates 20 --batch 16 --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0 --rejection-budget 200000
+//   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   CLI::App app{"flagship: learn a twist by CTL for a rare target on the built-in world, then compare plain "
                "sampling, SMC with no twist and twisted SMC (hits, bounds on log Z, KLs before and after)"};
   app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens generated after the prompt \"the\"")->capture_default_str();
+  app.add_option("--horizon", s.horizon, "T, tokens generated after the prompt (--prompt)")->capture_default_str();
   app.add_option("--updates", s.updates, "CTL updates")->capture_default_str();
   app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
   app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();

@@ -14,8 +14,9 @@
 // joint sampler draws T + c tokens whatever they are, so the hidden part always has T tokens.
 //
 //   ./build/dev/examples/infilling                  # defaults: about a minute on two cores
-//   ./build/dev/examples/infilling --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 20 --batch 16
+//   ./build/dev/examples/infilling --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 10 --batch 16
 //       --observations 4 --bound-runs 2 --kl-samples 8
+//   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
   CLI::App app{"infilling: conditional twists trained by CTL, RL, SIXO, FUDGE, DPG (and no twist) for "
                "sigma(s | o) ~ p0(s) p0(o | s) on the built-in world: KLs and conditional bounds on log Z"};
   app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, the hidden words after \"the\"")->capture_default_str();
+  app.add_option("--horizon", s.horizon, "T, the hidden tokens after the prompt (--prompt)")->capture_default_str();
   app.add_option("--continuation", s.continuation, "c, the observed words after them")->capture_default_str();
   app.add_option("--updates", s.updates, "updates per method (one fresh observation each)")->capture_default_str();
   app.add_option("--batch", s.batch, "particles per update")->capture_default_str();

@@ -13,8 +13,9 @@
 //
 //   ./build/dev/examples/red_team                         # defaults: about a minute on two cores
 //   ./build/dev/examples/red_team --history-csv h.csv     # KL(sigma || q) during training, per method
-//   ./build/dev/examples/red_team --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 20 --batch 16
-//       --draws 16 --bound-runs 4 --kl-samples 16 --evaluate-every 0 --rejection-budget 20000
+//   ./build/dev/examples/red_team --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 10 --batch 16
+//       --draws 16 --bound-runs 1 --kl-samples 4 --evaluate-every 0 --rejection-budget 200000
+//   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   CLI::App app{"red_team: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world's rare harmful target "
                "(threshold on the classifier's probability): KLs, bounds on log Z, rare outputs found"};
   app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens after the prompt \"the\"")->capture_default_str();
+  app.add_option("--horizon", s.horizon, "T, tokens after the prompt (--prompt)")->capture_default_str();
   app.add_option("--threshold", s.threshold, "flag when P(harmful | s) >= threshold")->capture_default_str();
   app.add_option("--updates", s.updates, "updates per method")->capture_default_str();
   app.add_option("--batch", s.batch, "particles per update")->capture_default_str();

@@ -12,8 +12,9 @@
 //
 //   ./build/dev/examples/sentiment                # defaults: the positive class, about 1.5 minutes on two cores
 //   ./build/dev/examples/sentiment --class all    # the three classes, about 4 minutes
-//   ./build/dev/examples/sentiment --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 20 --batch 16
-//       --draws 16 --bound-runs 4 --kl-samples 16 --evaluate-every 0
+//   ./build/dev/examples/sentiment --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 10 --batch 16
+//       --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0
+//   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
 #include <tsmc/tsmc.hpp>
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   CLI::App app{"sentiment: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world with phi = P(class | s) "
                "of the sentiment classifier: KLs and bounds on log Z per class"};
   app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens after the prompt \"the\"")->capture_default_str();
+  app.add_option("--horizon", s.horizon, "T, tokens after the prompt (--prompt)")->capture_default_str();
   app.add_option("--class", s.target_class, "negative, neutral, positive or all")
       ->check(CLI::IsMember({"negative", "neutral", "positive", "all"}))
       ->capture_default_str();
