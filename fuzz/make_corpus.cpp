@@ -69,5 +69,15 @@ int main() {
   tsmc::bag_of_words_classifier::train(seqs, labels, 2, 4).save((root / "classifier/two_classes.txt").string());
   tsmc::bag_of_words_classifier::train(seqs, std::vector<std::size_t>{0, 1, 2, 0}, 3, 4)
       .save((root / "classifier/three_classes.txt").string());
+  // Format version 1 (before the checksum line): the same lines with the old header, no checksum.
+  std::ifstream two(root / "classifier/two_classes.txt", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(two)), std::istreambuf_iterator<char>());
+  text = "tsmc-bow-classifier 1" + text.substr(text.find('\n'), text.rfind("checksum ") - text.find('\n'));
+  std::ofstream(root / "classifier/two_classes_v1.txt", std::ios::binary) << text;
+  // A near miss: format 2 with one byte of a weight changed (fails its checksum).
+  std::ifstream three(root / "classifier/three_classes.txt", std::ios::binary);
+  std::string corrupt((std::istreambuf_iterator<char>(three)), std::istreambuf_iterator<char>());
+  corrupt[corrupt.find("bias") + 6] = corrupt[corrupt.find("bias") + 6] == '1' ? '2' : '1';
+  std::ofstream(root / "classifier/corrupt_checksum.txt", std::ios::binary) << corrupt;
   return 0;
 }

@@ -280,7 +280,7 @@ TEST_CASE("row_logsumexp", "[core]") {
     Eigen::MatrixXd m = Eigen::MatrixXd::Zero(2, 2);
     m(1, 0) = qnan;
     std::vector<double> out(2);
-    CHECK_THROWS_WITH(tsmc::row_logsumexp(m, out), Catch::Contains("tsmc::logsumexp") && Catch::Contains("NaN"));
+    CHECK_THROWS_WITH(tsmc::row_logsumexp(m, out), Catch::Contains("tsmc::row_logsumexp") && Catch::Contains("NaN"));
   }
 }
 

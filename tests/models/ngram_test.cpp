@@ -400,41 +400,41 @@ TEST_CASE("malformed ARPA input: a tsmc::runtime_error naming the line", "[world
     return text.rfind(prefix, 0) == 0;
   };
   // Bad counts.
-  REQUIRE(starts(read_error(with_line(3, "ngram 2=x")), "tsmc::read_arpa: line 3: a count line must read"));
-  REQUIRE(starts(read_error(with_line(3, "ngram 2=-4")), "tsmc::read_arpa: line 3: a count line must read"));
-  REQUIRE(starts(read_error(with_line(3, "ngram 3=2")), "tsmc::read_arpa: line 3: orders must be declared in sequence"));
-  REQUIRE(starts(read_error(with_line(2, "ngram 1=0")), "tsmc::read_arpa: line 2: the number of 1-grams must be positive"));
+  REQUIRE(starts(read_error(with_line(3, "ngram 2=x")), "tsmc::ngram_model::read_arpa: line 3: a count line must read"));
+  REQUIRE(starts(read_error(with_line(3, "ngram 2=-4")), "tsmc::ngram_model::read_arpa: line 3: a count line must read"));
+  REQUIRE(starts(read_error(with_line(3, "ngram 3=2")), "tsmc::ngram_model::read_arpa: line 3: orders must be declared in sequence"));
+  REQUIRE(starts(read_error(with_line(2, "ngram 1=0")), "tsmc::ngram_model::read_arpa: line 2: the number of 1-grams must be positive"));
   REQUIRE(starts(read_error(with_line(2, "ngram 1=5")),
-                 "tsmc::read_arpa: line 10: truncated: section '\\1-grams:' declares 5 entries, found 4"));
+                 "tsmc::ngram_model::read_arpa: line 10: truncated: section '\\1-grams:' declares 5 entries, found 4"));
   // Missing sections.
-  REQUIRE(starts(read_error(""), "tsmc::read_arpa: line 1: the file must contain a '\\data\\' header"));
-  REQUIRE(starts(read_error(with_line(1, "data")), "tsmc::read_arpa: line 16: the file must contain a '\\data\\' header"));
-  REQUIRE(starts(read_error(with_line(11, nullptr)), "tsmc::read_arpa: line 11: expected the section '\\2-grams:'"));
-  REQUIRE(starts(read_error(with_line(5, "\\2-grams:")), "tsmc::read_arpa: line 5: expected the section '\\1-grams:'"));
+  REQUIRE(starts(read_error(""), "tsmc::ngram_model::read_arpa: line 1: the file must contain a '\\data\\' header"));
+  REQUIRE(starts(read_error(with_line(1, "data")), "tsmc::ngram_model::read_arpa: line 16: the file must contain a '\\data\\' header"));
+  REQUIRE(starts(read_error(with_line(11, nullptr)), "tsmc::ngram_model::read_arpa: line 11: expected the section '\\2-grams:'"));
+  REQUIRE(starts(read_error(with_line(5, "\\2-grams:")), "tsmc::ngram_model::read_arpa: line 5: expected the section '\\1-grams:'"));
   // NaN, infinities, positive log-probabilities, bad numbers.
-  REQUIRE(starts(read_error(with_line(8, "nan\ta\t-0.2")), "tsmc::read_arpa: line 8: the log10 probability must not be NaN"));
-  REQUIRE(starts(read_error(with_line(8, "-0.6\ta\tnan")), "tsmc::read_arpa: line 8: the log10 backoff must be finite"));
-  REQUIRE(starts(read_error(with_line(8, "inf\ta\t-0.2")), "tsmc::read_arpa: line 8: the log10 probability must be <= 0"));
-  REQUIRE(starts(read_error(with_line(13, "0.2\ta b")), "tsmc::read_arpa: line 13: the log10 probability must be <= 0"));
-  REQUIRE(starts(read_error(with_line(9, "-0.7x\tb")), "tsmc::read_arpa: line 9: the log10 probability must be a number"));
+  REQUIRE(starts(read_error(with_line(8, "nan\ta\t-0.2")), "tsmc::ngram_model::read_arpa: line 8: the log10 probability must not be NaN"));
+  REQUIRE(starts(read_error(with_line(8, "-0.6\ta\tnan")), "tsmc::ngram_model::read_arpa: line 8: the log10 backoff must be finite"));
+  REQUIRE(starts(read_error(with_line(8, "inf\ta\t-0.2")), "tsmc::ngram_model::read_arpa: line 8: the log10 probability must be <= 0"));
+  REQUIRE(starts(read_error(with_line(13, "0.2\ta b")), "tsmc::ngram_model::read_arpa: line 13: the log10 probability must be <= 0"));
+  REQUIRE(starts(read_error(with_line(9, "-0.7x\tb")), "tsmc::ngram_model::read_arpa: line 9: the log10 probability must be a number"));
   // Unknown words in a higher order, <s> predicted, repeats, wrong field counts, no </s>.
   REQUIRE(starts(read_error(with_line(13, "-0.2\ta zzz")),
-                 "tsmc::read_arpa: line 13: every word of a 2-gram must be listed in \\1-grams, unknown word 'zzz'"));
-  REQUIRE(starts(read_error(with_line(13, "-0.2\ta <unk>")), "tsmc::read_arpa: line 13: every word of a 2-gram"));
-  REQUIRE(starts(read_error(with_line(13, "-0.2\ta <s>")), "tsmc::read_arpa: line 13: <s> may only begin an n-gram"));
-  REQUIRE(starts(read_error(with_line(13, "-0.2\t<s> a")), "tsmc::read_arpa: line 13: an n-gram must not be repeated"));
-  REQUIRE(starts(read_error(with_line(9, "-0.7\ta")), "tsmc::read_arpa: line 9: a 1-gram must not be repeated"));
-  REQUIRE(starts(read_error(with_line(13, "-0.2\ta b -0.1")), "tsmc::read_arpa: line 13: an entry of '\\2-grams:' must have"));
-  REQUIRE(starts(read_error(with_line(9, "-0.7")), "tsmc::read_arpa: line 9: an entry of '\\1-grams:' must have"));
-  REQUIRE(starts(read_error(with_line(6, "-0.5\tc")), "tsmc::read_arpa: line 9: the section '\\1-grams:' must list </s>"));
+                 "tsmc::ngram_model::read_arpa: line 13: every word of a 2-gram must be listed in \\1-grams, unknown word 'zzz'"));
+  REQUIRE(starts(read_error(with_line(13, "-0.2\ta <unk>")), "tsmc::ngram_model::read_arpa: line 13: every word of a 2-gram"));
+  REQUIRE(starts(read_error(with_line(13, "-0.2\ta <s>")), "tsmc::ngram_model::read_arpa: line 13: <s> may only begin an n-gram"));
+  REQUIRE(starts(read_error(with_line(13, "-0.2\t<s> a")), "tsmc::ngram_model::read_arpa: line 13: an n-gram must not be repeated"));
+  REQUIRE(starts(read_error(with_line(9, "-0.7\ta")), "tsmc::ngram_model::read_arpa: line 9: a 1-gram must not be repeated"));
+  REQUIRE(starts(read_error(with_line(13, "-0.2\ta b -0.1")), "tsmc::ngram_model::read_arpa: line 13: an entry of '\\2-grams:' must have"));
+  REQUIRE(starts(read_error(with_line(9, "-0.7")), "tsmc::ngram_model::read_arpa: line 9: an entry of '\\1-grams:' must have"));
+  REQUIRE(starts(read_error(with_line(6, "-0.5\tc")), "tsmc::ngram_model::read_arpa: line 9: the section '\\1-grams:' must list </s>"));
   // Truncated files.
-  REQUIRE(starts(read_error(with_line(15, nullptr)), "tsmc::read_arpa: line 15: truncated: the file must end with '\\end\\'"));
+  REQUIRE(starts(read_error(with_line(15, nullptr)), "tsmc::ngram_model::read_arpa: line 15: truncated: the file must end with '\\end\\'"));
   REQUIRE(starts(read_error(small_arpa.substr(0, small_arpa.find("-0.2\ta b"))),
-                 "tsmc::read_arpa: line 13: truncated: section '\\2-grams:' declares 2 entries, found 1"));
+                 "tsmc::ngram_model::read_arpa: line 13: truncated: section '\\2-grams:' declares 2 entries, found 1"));
   REQUIRE(starts(read_error(small_arpa.substr(0, small_arpa.find("\\1-grams:"))),
-                 "tsmc::read_arpa: line 5: truncated: expected the section '\\1-grams:'"));
-  REQUIRE(starts(read_error("\\data\\\n"), "tsmc::read_arpa: line 2: truncated: the header must be followed by sections"));
-  REQUIRE(starts(read_error(with_line(15, "\\3-grams:")), "tsmc::read_arpa: line 15: expected '\\end\\' after the last section"));
+                 "tsmc::ngram_model::read_arpa: line 5: truncated: expected the section '\\1-grams:'"));
+  REQUIRE(starts(read_error("\\data\\\n"), "tsmc::ngram_model::read_arpa: line 2: truncated: the header must be followed by sections"));
+  REQUIRE(starts(read_error(with_line(15, "\\3-grams:")), "tsmc::ngram_model::read_arpa: line 15: expected '\\end\\' after the last section"));
   // A file that does not exist.
   REQUIRE_THROWS_AS(ngram_model::load_arpa("/nonexistent/tsmc.arpa"), tsmc::runtime_error);
 }

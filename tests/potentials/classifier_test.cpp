@@ -156,13 +156,18 @@ TEST_CASE("bag_of_words_classifier: saved and loaded exactly; malformed files na
     std::istringstream in(t);
     return message_of([&] { (void)bag_of_words_classifier::read(in); });
   };
-  REQUIRE(read_error("tsmc-bow-classifier 2\n").rfind("tsmc::bag_of_words_classifier::read: line 1: the first line", 0) == 0);
+  REQUIRE(read_error("tsmc-bow-classifier 3\n").rfind("tsmc::bag_of_words_classifier::read: line 1: the first line", 0) == 0);
   REQUIRE(read_error("tsmc-bow-classifier 1\nclasses 1 vocab 3\n").rfind("tsmc::bag_of_words_classifier::read: line 2:", 0) == 0);
   REQUIRE(read_error("tsmc-bow-classifier 1\nclasses 2 vocab 2\nbias 0 nan\n")
               .rfind("tsmc::bag_of_words_classifier::read: line 3: every parameter must be a finite number", 0) == 0);
   REQUIRE(read_error("tsmc-bow-classifier 1\nclasses 2 vocab 2\nbias 0 1\n1 2\n")
               .rfind("tsmc::bag_of_words_classifier::read: line 5: truncated", 0) == 0);
-  REQUIRE(read_error(text.substr(0, text.rfind(' '))).rfind(
+  // The same lines as format version 1 (no checksum line) still load, and a cut line is named.
+  std::string v1 = text.substr(0, text.rfind("checksum "));
+  v1.replace(0, std::string("tsmc-bow-classifier 2").size(), "tsmc-bow-classifier 1");
+  std::istringstream v1_in(v1);
+  REQUIRE(bag_of_words_classifier::read(v1_in).weights() == model.weights());
+  REQUIRE(read_error(v1.substr(0, v1.rfind(' '))).rfind(
               "tsmc::bag_of_words_classifier::read: line 5: expected " + std::to_string(V) + " numbers", 0) == 0);
   REQUIRE_THROWS_AS(bag_of_words_classifier::load("/nonexistent/tsmc.bow"), tsmc::runtime_error);
   REQUIRE_THROWS_AS(bag_of_words_classifier::train(data.sequences, data.rare, 2, V, {.iterations = 0}), tsmc::invalid_argument);

@@ -2,6 +2,7 @@
 // corrupted parameter and classifier files give a tsmc exception naming the problem, and saves
 // leave no temporary file behind.
 
+#include <tsmc/core/checksum.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/learning/parameter_io.hpp>
 #include <tsmc/potentials/classifier.hpp>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -147,4 +149,67 @@ TEST_CASE("classifier files: atomic save, truncated and corrupted files", "[reli
     CHECK(m.find("tsmc::") != std::string::npos);
     CHECK(m.find("no exception") == std::string::npos);
   }
+}
+
+TEST_CASE("classifier files, format 2: a checksum line; a flipped byte, a cut file and another version are named",
+          "[reliability]") {
+  Eigen::MatrixXd w(2, 3);
+  w << 0.25, -1.5, 3.0, 1e-300, -0.0, 7.125;
+  tsmc::bag_of_words_classifier c(2, 3);
+  c.set_parameters(w, Eigen::Vector2d(0.5, -0.5));
+  std::ostringstream out;
+  c.write(out);
+  const std::string good = out.str();
+  // The exact text: version line, shape, bias, weights, then the FNV-1a 64 of every byte before
+  // the checksum line.
+  const std::string payload = "tsmc-bow-classifier 2\nclasses 2 vocab 3\nbias 0.5 -0.5\n0.25 -1.5 3\n1e-300 -0 7.125\n";
+  REQUIRE(good == payload + "checksum " + tsmc::detail::checksum_hex(tsmc::detail::fnv1a64(payload)) + "\n");
+  CHECK(tsmc::detail::checksum_hex(tsmc::detail::fnv1a64(std::string_view(""))) == "cbf29ce484222325");  // FNV-1a's basis
+  CHECK(tsmc::detail::checksum_hex(tsmc::detail::fnv1a64(std::string_view("a"))) == "af63dc4c8601ec8c");  // published vector
+
+  const auto read = [](const std::string& text) {
+    std::istringstream in(text);
+    return tsmc::bag_of_words_classifier::read(in);
+  };
+  const auto error = [&](const std::string& text) { return message_of([&] { (void)read(text); }); };
+  const auto back = read(good);
+  CHECK(back.weights() == c.weights());
+  CHECK(back.bias() == c.bias());
+
+  // Every single flipped bit of the payload is caught and named: by the checksum, except in the
+  // version line (the header check) and in the newline before the checksum line (which then
+  // no longer is the last line).
+  std::size_t by_checksum = 0;
+  for (std::size_t i = 0; i < payload.size(); ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      const std::string m = error(bad);
+      INFO("byte " << i << " bit " << bit << ": " << m);
+      REQUIRE(m.rfind("runtime_error: tsmc::bag_of_words_classifier::read: line ", 0) == 0);
+      by_checksum += m.find("(the file is corrupt)") != std::string::npos ? 1 : 0;
+    }
+  CHECK(by_checksum >= 8 * (payload.size() - std::string("tsmc-bow-classifier 2\n").size() - 1));
+  CHECK(error(good.substr(0, 40) + "x" + good.substr(41)).find("line 6: the checksum must match the contents, computed") !=
+        std::string::npos);
+  // A corrupted checksum line.
+  std::string bad_sum = good;
+  bad_sum[good.size() - 2] = 'g';
+  CHECK(error(bad_sum).find("line 6: the checksum must be 16 hexadecimal digits") != std::string::npos);
+  // Cut anywhere: never loads.
+  for (std::size_t keep = 0; keep + 1 < good.size(); ++keep) {
+    const std::string m = error(good.substr(0, keep));
+    INFO("kept " << keep << " bytes: " << m);
+    REQUIRE(m.rfind("runtime_error: tsmc::bag_of_words_classifier::read: line ", 0) == 0);
+  }
+  CHECK(error(good.substr(0, good.find("checksum"))).find("line 5: truncated: the last line must be 'checksum") !=
+        std::string::npos);
+  // Another version.
+  CHECK(error("tsmc-bow-classifier 3" + good.substr(good.find('\n'))) ==
+        "runtime_error: tsmc::bag_of_words_classifier::read: line 1: the first line must be 'tsmc-bow-classifier 2' "
+        "(or the older 'tsmc-bow-classifier 1'), got 'tsmc-bow-classifier 3'");
+  // Version 1, as written before the checksum: still read.
+  const auto v1 = read("tsmc-bow-classifier 1\nclasses 2 vocab 3\nbias 0.5 -0.5\n0.25 -1.5 3\n1e-300 -0 7.125\n");
+  CHECK(v1.weights() == c.weights());
+  CHECK(v1.bias() == c.bias());
 }

@@ -219,7 +219,7 @@ class rejection_sampler {
   /// @param prompt s_0 (copied)
   /// @param options horizon, end token, rule, bound, batch size and budget
   /// @throw tsmc::invalid_argument if the horizon, batch or budget is 0, the bound is not finite,
-  /// or the end token is outside the model's vocabulary
+  /// or the end token or a prompt token is outside the model's vocabulary
   rejection_sampler(Model& model, Pot& potential, std::span<const token> prompt, rejection_options options)
       : model_(&model), potential_(&potential), prompt_(prompt.begin(), prompt.end()), options_(options) {
     constexpr const char* function = "rejection_sampler::rejection_sampler";
@@ -227,6 +227,7 @@ class rejection_sampler {
     check_positive(function, "options.batch", options_.batch);
     check_positive(function, "options.budget", options_.budget);
     check_finite(function, "options.log_bound", options_.log_bound);
+    check_tokens(prompt, model.vocab_size(), function, "prompt");
     validate(smc_options{.particles = 1, .horizon = options_.horizon, .end_token = options_.end_token},
              model.vocab_size(), function);
   }
@@ -398,13 +399,14 @@ class infilling_joint_sampler {
   /// @param model the base model p0
   /// @param prompt s_0 (copied)
   /// @param options T, c and the batch size
-  /// @throw tsmc::invalid_argument if T, c or the batch size is 0
+  /// @throw tsmc::invalid_argument if T, c or the batch size is 0, or a prompt token is outside [0, V)
   infilling_joint_sampler(Model& model, std::span<const token> prompt, infilling_options options)
       : model_(&model), prompt_(prompt.begin(), prompt.end()), options_(options) {
     constexpr const char* function = "infilling_joint_sampler::infilling_joint_sampler";
     check_positive(function, "options.horizon", options_.horizon);
     check_positive(function, "options.continuation", options_.continuation);
     check_positive(function, "options.batch", options_.batch);
+    check_tokens(prompt, model.vocab_size(), function, "prompt");
   }
 
   /// @brief One joint draw: an observation and an exact prefix for it.
@@ -481,13 +483,15 @@ class infilling_potential {
   /// @param model the query model (must outlive the potential)
   /// @param prompt s_0 (copied)
   /// @param observation o, the continuation (copied)
-  /// @throw tsmc::invalid_argument if the observation is empty or has a token outside [0, V)
+  /// @throw tsmc::invalid_argument if the observation is empty or a token of the observation or
+  /// the prompt is outside [0, V)
   infilling_potential(const QueryModel& model, std::span<const token> prompt, std::span<const token> observation)
       : model_(&model), prompt_(prompt.begin(), prompt.end()), observation_(observation.begin(), observation.end()) {
     constexpr const char* function = "infilling_potential::infilling_potential";
     check_positive(function, "observation.size()", observation_.size());
     const std::size_t vocab = model.vocab_size();
     check_tokens(observation_, vocab, function, "observation");
+    check_tokens(prompt, vocab, function, "prompt");
   }
 
   /// @brief log phi of one sequence: sum_j log p0(o_j | prompt, s, o_{<j}).

@@ -28,6 +28,7 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace tsmc {
@@ -49,7 +50,10 @@ struct log_z_reference {
   /// midpoint -inf, which estimate_kl rejects: use from_upper_bound then.
   /// @param bounds estimated bounds
   /// @return {midpoint, min(lower, upper), max(lower, upper)}
-  [[nodiscard]] static log_z_reference from_bounds(const log_z_bounds& bounds) noexcept {
+  /// @throw tsmc::invalid_argument if either mean is NaN (a NaN would otherwise pass through
+  /// std::min and std::max as a bound)
+  [[nodiscard]] static log_z_reference from_bounds(const log_z_bounds& bounds) {
+    check_not_nan("log_z_reference::from_bounds", "bounds", bounds);
     const double a = bounds.lower.mean, b = bounds.upper.mean;
     return {0.5 * (a + b), std::min(a, b), std::max(a, b)};
   }
@@ -79,6 +83,8 @@ struct log_z_reference {
   /// @throw tsmc::invalid_argument if bounds is empty
   [[nodiscard]] static log_z_reference from_bounds(std::span<const log_z_bounds> bounds) {
     check_positive("log_z_reference::from_bounds", "bounds.size()", bounds.size());
+    for (std::size_t i = 0; i < bounds.size(); ++i)
+      check_not_nan("log_z_reference::from_bounds", "bounds[" + std::to_string(i) + "]", bounds[i]);
     double lower = -std::numeric_limits<double>::infinity();
     double upper = std::numeric_limits<double>::infinity();
     for (const auto& b : bounds) {
@@ -86,6 +92,12 @@ struct log_z_reference {
       upper = std::min(upper, b.upper.mean);
     }
     return {0.5 * (lower + upper), std::min(lower, upper), std::max(lower, upper)};
+  }
+
+ private:
+  static void check_not_nan(const char* function, const std::string& name, const log_z_bounds& bounds) {
+    check_argument(!std::isnan(bounds.lower.mean), function, name + ".lower.mean", "must not be NaN", bounds.lower.mean);
+    check_argument(!std::isnan(bounds.upper.mean), function, name + ".upper.mean", "must not be NaN", bounds.upper.mean);
   }
 };
 

@@ -94,15 +94,16 @@ double logsumexp_range(Iterator first, Iterator last, const char* function) {
   return detail::logsumexp_range(values.begin(), values.end(), "logsumexp");
 }
 
-/// @brief logsumexp of any Eigen vector or matrix (all coefficients), accumulated in double.
+namespace detail {
+/// logsumexp of all coefficients of an Eigen expression; a NaN is reported as `function`'s.
 template <class Derived>
-[[nodiscard]] double logsumexp(const Eigen::DenseBase<Derived>& values) {
+[[nodiscard]] double logsumexp_dense(const Eigen::DenseBase<Derived>& values, const char* function) {
   const auto& v = values.derived();
   double max = neg_inf;
   for (Eigen::Index r = 0; r < v.rows(); ++r)
     for (Eigen::Index c = 0; c < v.cols(); ++c) {
       const double x = static_cast<double>(v.coeff(r, c));
-      if (std::isnan(x)) throw_invalid_argument("logsumexp", "values", "must not contain NaN", x);
+      if (std::isnan(x)) throw_invalid_argument(function, "values", "must not contain NaN", x);
       max = std::max(max, x);
     }
   if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return max;
@@ -110,6 +111,14 @@ template <class Derived>
   for (Eigen::Index r = 0; r < v.rows(); ++r)
     for (Eigen::Index c = 0; c < v.cols(); ++c) sum += std::exp(static_cast<double>(v.coeff(r, c)) - max);
   return max + std::log(sum);
+}
+}  // namespace detail
+
+/// @brief logsumexp of any Eigen vector or matrix (all coefficients), accumulated in double.
+/// @throw tsmc::invalid_argument "tsmc::logsumexp: values must not contain NaN" on NaN
+template <class Derived>
+[[nodiscard]] double logsumexp(const Eigen::DenseBase<Derived>& values) {
+  return detail::logsumexp_dense(values, "logsumexp");
 }
 
 /// @brief Row-wise logsumexp of a matrix: out[r] = logsumexp of row r.
@@ -123,36 +132,56 @@ void row_logsumexp(const Eigen::MatrixBase<Derived>& matrix, std::span<double> o
     std::fill(out.begin(), out.end(), -std::numeric_limits<double>::infinity());
     return;
   }
-  for (Eigen::Index r = 0; r < matrix.rows(); ++r) out[static_cast<std::size_t>(r)] = logsumexp(matrix.row(r));
+  for (Eigen::Index r = 0; r < matrix.rows(); ++r)
+    out[static_cast<std::size_t>(r)] = detail::logsumexp_dense(matrix.row(r), "row_logsumexp");
 }
 
 /// @brief log(mean_i exp(x_i)) = logsumexp(x) - log n.
 /// @throw tsmc::invalid_argument if values is empty or contains NaN
 [[nodiscard]] inline double log_mean_exp(std::span<const double> values) {
   check_positive("log_mean_exp", "values.size()", values.size());
-  const double lse = logsumexp(values);
+  const double lse = detail::logsumexp_range(values.begin(), values.end(), "log_mean_exp");
   return lse - std::log(static_cast<double>(values.size()));
 }
 
-/// @brief Log-softmax: out_i = x_i - logsumexp(x). May alias (out == values).
-///
-/// All -inf input has no normalisation; it throws rather than returning NaN.
-/// @throw tsmc::invalid_argument on size mismatch, NaN, an empty range, all -inf, or +inf
-inline void log_softmax(std::span<const double> values, std::span<double> out) {
-  check_size("log_softmax", "out.size()", out.size(), "values.size()", values.size());
-  check_positive("log_softmax", "values.size()", values.size());
-  const auto [max, log_sum] = detail::split_logsumexp(values.begin(), values.end(), "log_softmax");
-  check_argument(std::isfinite(max), "log_softmax", "logsumexp(values)",
+namespace detail {
+/// log_softmax with the messages of `function`, whose input is named `name` ("values", "log_weights").
+inline void log_softmax_named(std::span<const double> values, std::span<double> out, const char* function,
+                              const std::string& name) {
+  check_size(function, "out.size()", out.size(), name + ".size()", values.size());
+  check_positive(function, name + ".size()", values.size());
+  double max = neg_inf;
+  for (const double v : values) {
+    if (std::isnan(v)) throw_invalid_argument(function, name, "must not contain NaN", v);
+    max = std::max(max, v);
+  }
+  double log_sum = 0.0;
+  if (std::isfinite(max)) {
+    double sum = 0.0;
+    for (const double v : values) sum += std::exp(v - max);
+    log_sum = std::log(sum);
+  }
+  check_argument(std::isfinite(max), function, "logsumexp(" + name + ")",
                  "must be finite (all -inf or a +inf cannot be normalised)", max + log_sum);
   // (x_i - max) - log_sum, not x_i - logsumexp(x): log_sum is below ulp(max) when |max| is huge
   // (1e17 and beyond), and would be lost, leaving weights that do not sum to 1.
   for (std::size_t i = 0; i < values.size(); ++i) out[i] = (values[i] - max) - log_sum;
 }
+}  // namespace detail
+
+/// @brief Log-softmax: out_i = x_i - logsumexp(x). May alias (out == values).
+///
+/// All -inf input has no normalisation; it throws rather than returning NaN.
+/// @throw tsmc::invalid_argument "tsmc::log_softmax: ..." on size mismatch, NaN, an empty range,
+/// all -inf, or +inf
+inline void log_softmax(std::span<const double> values, std::span<double> out) {
+  detail::log_softmax_named(values, out, "log_softmax", "values");
+}
 
 /// @brief Softmax from log-values: out_i = exp(x_i - logsumexp(x)). May alias.
-/// @throw tsmc::invalid_argument as log_softmax
+/// @throw tsmc::invalid_argument "tsmc::softmax: ..." as log_softmax
 inline void softmax(std::span<const double> values, std::span<double> out) {
-  log_softmax(values, out);
+  detail::log_softmax_named(values, out, "softmax", "values");
   for (double& v : out) v = std::exp(v);
 }
 

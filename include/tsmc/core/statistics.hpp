@@ -79,9 +79,11 @@ namespace detail {
 }
 
 /// @brief Normalised weights w_i / sum w from log-weights, written to out (may alias).
-/// @throw tsmc::invalid_argument on size mismatch, NaN, an empty input or all weights zero
+/// @throw tsmc::invalid_argument "tsmc::normalized_weights: ..." on size mismatch, NaN, an empty
+/// input or all weights zero
 inline void normalized_weights(std::span<const double> log_weights, std::span<double> out) {
-  softmax(log_weights, out);
+  detail::log_softmax_named(log_weights, out, "normalized_weights", "log_weights");
+  for (double& v : out) v = std::exp(v);
 }
 
 /// @brief A mean with its standard error (sample standard deviation / sqrt(n)).

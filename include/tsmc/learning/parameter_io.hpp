@@ -20,6 +20,7 @@
 /// version, structure and truncation, checksum, then the block count, names and shapes against
 /// the blocks given) before writing anything into the parameters.
 
+#include <tsmc/core/checksum.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/twists/trainable.hpp>
 
@@ -50,16 +51,6 @@ namespace detail {
 
 /// The 8-byte magic at the start of a parameter file.
 inline constexpr std::string_view parameter_file_magic = "TSMCPARM";
-
-/// 64-bit FNV-1a (Fowler, Noll, Vo) of a byte range.
-[[nodiscard]] inline std::uint64_t fnv1a64(std::span<const unsigned char> bytes) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char b : bytes) {
-    h ^= b;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 /// Appends an unsigned integer of `width` bytes, least significant byte first.
 inline void put_le(std::vector<unsigned char>& out, std::uint64_t value, int width) {

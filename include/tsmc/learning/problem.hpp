@@ -23,6 +23,7 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace tsmc {
@@ -154,10 +155,9 @@ class learning_problem {
   learning_problem(Model& model, Twist& twist, Pot& potential, std::span<const token> prompt,
                    learning_options options)
       : model_(model), twist_(twist), potential_(potential), prompt_(prompt.begin(), prompt.end()),
-        options_(options), twisted_(model, twist, potential, sampler_options(options, proposal_type::twisted)),
-        base_(model, twist, potential, sampler_options(options, proposal_type::base)) {
-    check_tokens(prompt, model.vocab_size(), "learning_problem", "prompt");
-  }
+        options_(checked_options(model, twist, prompt, options)),
+        twisted_(model, twist, potential, sampler_options(options, proposal_type::twisted)),
+        base_(model, twist, potential, sampler_options(options, proposal_type::base)) {}
 
   /// @brief The model.
   [[nodiscard]] Model& model() noexcept { return model_; }
@@ -193,9 +193,12 @@ class learning_problem {
   /// @brief A forced run of the twist-induced proposal along the given finished sequences,
   /// recorded: the twist's value and the proposal at every step of every sequence, at the
   /// current parameters; the twist records its inputs (its previous records are cleared).
-  /// @throw tsmc::invalid_argument if sequences is empty or holds an unfinished sequence
+  /// @throw tsmc::invalid_argument "tsmc::learning_problem::evaluate: ..." if sequences is empty
+  /// or holds a sequence that is empty, longer than the horizon, unfinished (shorter without the
+  /// end token, or with it before its end) or has a token outside [0, V)
   template <RandomEngine Engine>
   recorded_pass evaluate(std::span<const token_sequence> sequences, bool keep_proposal, Engine& rng) {
+    check_sequences(sequences, "learning_problem::evaluate");
     step_recorder recorder(keep_proposal);
     twist_.clear_recording();
     twist_.set_recording(true);
@@ -206,9 +209,43 @@ class learning_problem {
   }
 
  private:
+  /// The constructor's checks, run before the samplers are built (whose own checks would name
+  /// twisted_smc).
+  static const learning_options& checked_options(const Model& model, const Twist& twist, std::span<const token> prompt,
+                                                 const learning_options& o) {
+    constexpr const char* function = "learning_problem";
+    check_positive(function, "options.batch", o.batch);
+    check_positive(function, "options.horizon", o.horizon);
+    const std::size_t vocab = model.vocab_size();
+    check_positive(function, "model.vocab_size()", vocab);
+    if (o.end_token)
+      check_argument(*o.end_token >= 0 && static_cast<std::size_t>(*o.end_token) < vocab, function, "options.end_token",
+                     "must be in [0, " + std::to_string(vocab) + ")", *o.end_token);
+    check_size(function, "twist.vocab_size()", twist.vocab_size(), "model.vocab_size()", vocab);
+    check_tokens(prompt, vocab, function, "prompt");
+    return o;
+  }
+
+  /// Checks that every sequence is a finished sequence of the horizon over the vocabulary.
+  void check_sequences(std::span<const token_sequence> sequences, const char* function) const {
+    check_positive(function, "sequences.size()", sequences.size());
+    const std::size_t horizon = options_.horizon;
+    const auto& end = options_.end_token;
+    for (std::size_t i = 0; i < sequences.size(); ++i) {
+      const token_sequence& s = sequences[i];
+      const std::string name = "sequences[" + std::to_string(i) + "]";
+      check_argument(!s.empty() && s.size() <= horizon, function, name + ".size()",
+                     "must be in [1, horizon = " + std::to_string(horizon) + "]", s.size());
+      check_tokens(s, model_.vocab_size(), function, name);
+      for (std::size_t j = 0; end && j + 1 < s.size(); ++j)
+        check_argument(s[j] != *end, function, name + "[" + std::to_string(j) + "]",
+                       "must not be the end token before the sequence's last position", s[j]);
+      check_argument(s.size() == horizon || (end && s.back() == *end), function, name,
+                     "shorter than the horizon must end with the end token; its length is", s.size());
+    }
+  }
+
   static smc_options sampler_options(const learning_options& o, proposal_type proposal) {
-    check_positive("learning_problem", "options.batch", o.batch);
-    check_positive("learning_problem", "options.horizon", o.horizon);
     return smc_options{.particles = o.batch,
                        .horizon = o.horizon,
                        .proposal = proposal,

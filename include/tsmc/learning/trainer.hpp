@@ -133,17 +133,16 @@ class bounds_evaluator {
   };
 
   /// @brief An evaluator over the problem's model, twist and potential.
+  /// @throw tsmc::invalid_argument "tsmc::bounds_evaluator: ..." if options.particles, runs or
+  /// kl_samples is 0
   bounds_evaluator(Problem& problem, Exact& exact, options_type options)
-      : problem_(&problem), exact_(&exact), options_(options),
+      : problem_(&problem), exact_(&exact), options_(checked(options)),
         smc_(problem.model(), problem.twist(), problem.potential(),
              smc_options{.particles = options.particles,
                          .horizon = problem.options().horizon,
                          .proposal = proposal_type::twisted,
                          .end_token = problem.options().end_token},
-             systematic{}, ess_below(0.5)) {
-    check_positive("bounds_evaluator", "options.runs", options.runs);
-    check_positive("bounds_evaluator", "options.kl_samples", options.kl_samples);
-  }
+             systematic{}, ess_below(0.5)) {}
 
   /// @brief Evaluates the twist now.
   template <RandomEngine Engine>
@@ -172,6 +171,14 @@ class bounds_evaluator {
   }
 
  private:
+  // Runs before the sampler is built, whose own check of particles would name twisted_smc.
+  static options_type checked(const options_type& options) {
+    check_positive("bounds_evaluator", "options.particles", options.particles);
+    check_positive("bounds_evaluator", "options.runs", options.runs);
+    check_positive("bounds_evaluator", "options.kl_samples", options.kl_samples);
+    return options;
+  }
+
   Problem* problem_;
   Exact* exact_;
   options_type options_;

@@ -54,7 +54,8 @@ using logit_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen:
 /// * reorder(ancestors) copies the cache rows and hidden state of slot ancestors[k] into slot k
 ///   where ancestors[k] != k only (slot-stable ancestors: the dead slots), counted by
 ///   copied_slots() and copied_rows(); any ancestor vector is handled (a non-slot-stable one
-///   through a snapshot of the sources).
+///   through a snapshot of the sources). set_plain_reorder(true) copies every slot from a
+///   snapshot instead, the reference form the optimisation is checked against (bit-identical).
 ///
 /// The cache grows by doubling (never beyond seq_len) as the sequence lengthens, copying its rows
 /// when it grows; reserve(n) allocates room for n positions at once. The model holds the
@@ -95,11 +96,23 @@ class model {
   [[nodiscard]] std::size_t length() const noexcept { return length_; }
   /// @brief The number of positions the cache has room for.
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
-  /// @brief Slots copied by reorder since the last start (one per k with ancestors[k] != k).
+  /// @brief Slots copied by reorder since the last start (one per k with ancestors[k] != k; all K
+  /// per reorder with set_plain_reorder(true)).
   [[nodiscard]] std::size_t copied_slots() const noexcept { return copied_slots_; }
   /// @brief Cache rows copied by reorder since the last start; a row is one slot's key and value
   /// vectors (2 kv_dim floats) at one layer and one position.
   [[nodiscard]] std::size_t copied_rows() const noexcept { return copied_rows_; }
+
+  /// @brief Chooses how reorder moves the cache: false (the default) copies only the slots whose
+  /// ancestor is another slot, in place when no source is itself overwritten (slot-stable
+  /// ancestors, what the sampler passes); true is the plain reference form, which snapshots the
+  /// whole cache and hidden state and copies every slot k from the snapshot of slot ancestors[k].
+  /// Both give bit-identical states (tests/reliability/reproducibility_test.cpp); the plain form
+  /// costs K slot copies and a snapshot per reorder and is meant for checking the optimisation.
+  /// @param plain use the plain reorder
+  void set_plain_reorder(bool plain) noexcept { plain_reorder_ = plain; }
+  /// @brief Whether reorder uses the plain form (see set_plain_reorder).
+  [[nodiscard]] bool plain_reorder() const noexcept { return plain_reorder_; }
 
   /// @brief The final normalised hidden state of each slot's last token, K x dim (row k feeds
   /// the classifier for particle k's next token).
@@ -243,8 +256,24 @@ class model {
         in_place = in_place && ancestors[a] == a;
       }
     }
-    if (copies == 0) return;
     const std::size_t row = kv_dim_ * length_;
+    if (plain_reorder_) {
+      // The reference form: every slot from a snapshot, whatever its ancestor.
+      const std::vector<float> keys = keys_, values = values_;
+      const feature_matrix hidden = features_;
+      for (std::size_t l = 0; l < layers_; ++l)
+        for (std::size_t k = 0; k < particles_; ++k) {
+          std::memcpy(key_row(l, k, 0), keys.data() + offset(l, ancestors[k], 0), row * sizeof(float));
+          std::memcpy(value_row(l, k, 0), values.data() + offset(l, ancestors[k], 0), row * sizeof(float));
+        }
+      for (std::size_t k = 0; k < particles_; ++k)
+        features_.row(static_cast<Eigen::Index>(k)) = hidden.row(static_cast<Eigen::Index>(ancestors[k]));
+      copied_slots_ += particles_;
+      copied_rows_ += particles_ * layers_ * length_;
+      logits_ready_ = false;
+      return;
+    }
+    if (copies == 0) return;
     if (in_place) {
       for (std::size_t l = 0; l < layers_; ++l)
         for (std::size_t k = 0; k < particles_; ++k)
@@ -527,6 +556,7 @@ class model {
   std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
   std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
   bool logits_ready_ = false;
+  bool plain_reorder_ = false;
   std::size_t copied_slots_ = 0;
   std::size_t copied_rows_ = 0;
 };

@@ -381,23 +381,37 @@ class checkpoint {
 // Writing checkpoints (tests, benchmarks, converted models)
 // ---------------------------------------------------------------------------------------------
 
-/// @brief The number of floats after the header for a config (the skipped RoPE tables included,
-/// wcls included when unshared).
-/// @param c the config
-/// @return the float count
-/// @throw tsmc::invalid_argument if a field is out of range (as read_config checks) or the size overflows
-[[nodiscard]] inline std::size_t checkpoint_floats(const config& c) {
-  constexpr const char* function = "llama2c::checkpoint_floats";
-  check_argument(c.dim > 0 && c.hidden_dim > 0 && c.n_layers > 0 && c.n_heads > 0 && c.n_kv_heads > 0 &&
-                     c.vocab_size > 0 && c.seq_len > 0,
-                 function, "config", "must have positive fields", "a non-positive field");
-  check_argument(c.dim % c.n_heads == 0 && c.n_heads % c.n_kv_heads == 0 && c.head_size() % 2 == 0, function,
-                 "config", "must have n_heads | dim, n_kv_heads | n_heads and an even head_size",
-                 std::to_string(c.dim) + "/" + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads));
+namespace detail {
+/// checkpoint_floats for `function`: checks every field of c by name, then the layout's size.
+[[nodiscard]] inline std::size_t checked_float_count(const config& c, const char* function) {
+  const std::pair<const char*, std::int32_t> fields[] = {
+      {"config.dim", c.dim},         {"config.hidden_dim", c.hidden_dim}, {"config.n_layers", c.n_layers},
+      {"config.n_heads", c.n_heads}, {"config.n_kv_heads", c.n_kv_heads}, {"config.vocab_size", c.vocab_size},
+      {"config.seq_len", c.seq_len}};
+  for (const auto& [name, value] : fields) check_argument(value > 0, function, name, "must be positive", value);
+  check_argument(c.dim % c.n_heads == 0, function, "config.n_heads", "must divide config.dim = " + std::to_string(c.dim),
+                 c.n_heads);
+  check_argument(c.n_heads % c.n_kv_heads == 0, function, "config.n_kv_heads",
+                 "must divide config.n_heads = " + std::to_string(c.n_heads), c.n_kv_heads);
+  check_argument(c.head_size() % 2 == 0, function, "config.n_heads",
+                 "must leave an even head_size = dim / n_heads (RoPE rotates pairs), dim = " + std::to_string(c.dim) +
+                     " gives head_size " + std::to_string(c.head_size()),
+                 c.n_heads);
   const detail::layout lay = detail::make_layout(c);
   check_argument(lay.ok && lay.total <= std::numeric_limits<std::size_t>::max() / sizeof(float), function, "config",
                  "must describe a model that fits in memory", "an overflowing size");
   return static_cast<std::size_t>(lay.total);
+}
+}  // namespace detail
+
+/// @brief The number of floats after the header for a config (the skipped RoPE tables included,
+/// wcls included when unshared).
+/// @param c the config
+/// @return the float count
+/// @throw tsmc::invalid_argument "tsmc::llama2c::checkpoint_floats: config.<field> ..." naming the
+/// field and its value if a field is out of range (as read_config checks), or if the size overflows
+[[nodiscard]] inline std::size_t checkpoint_floats(const config& c) {
+  return detail::checked_float_count(c, "llama2c::checkpoint_floats");
 }
 
 /// @brief Writes a checkpoint: the header (vocab_size negated for an unshared classifier) and
@@ -410,7 +424,8 @@ class checkpoint {
 inline void write_checkpoint(const std::filesystem::path& path, const config& c, std::span<const float> floats) {
   constexpr const char* function = "llama2c::write_checkpoint";
   detail::require_little_endian(function);
-  check_size(function, "floats.size()", floats.size(), "checkpoint_floats(config)", checkpoint_floats(c));
+  check_size(function, "floats.size()", floats.size(), "checkpoint_floats(config)",
+             detail::checked_float_count(c, function));
   const std::int32_t header[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
                                   c.shared_classifier ? c.vocab_size : -c.vocab_size, c.seq_len};
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -434,7 +449,7 @@ inline void write_checkpoint(const std::filesystem::path& path, const config& c,
 [[nodiscard]] inline std::vector<float> random_weights(const config& c, std::uint64_t seed, double scale = 1.0) {
   constexpr const char* function = "llama2c::random_weights";
   check_argument(std::isfinite(scale) && scale > 0.0, function, "scale", "must be positive and finite", scale);
-  std::vector<float> w(checkpoint_floats(c));
+  std::vector<float> w(detail::checked_float_count(c, function));
   const detail::layout lay = detail::make_layout(c);
   default_engine rng(seed);
   auto fill = [&](std::uint64_t from, std::uint64_t count, double in) {

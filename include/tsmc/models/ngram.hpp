@@ -323,7 +323,7 @@ class ngram_model {
   /// file's documentation).
   /// @param in the stream
   /// @return the model
-  /// @throw tsmc::runtime_error "tsmc::read_arpa: line L: ..." for a malformed file: no
+  /// @throw tsmc::runtime_error "tsmc::ngram_model::read_arpa: line L: ..." for a malformed file: no
   /// `\data\`, a bad or missing count, a missing or out-of-order section, a wrong number of
   /// fields, a number that does not parse, a NaN or +inf, a log10 probability above 0, a
   /// non-finite bow, a word in a higher order that is not a unigram, a repeated n-gram, `<s>`
@@ -781,7 +781,7 @@ class ngram_model {
 namespace detail {
 
 [[noreturn]] inline void arpa_error(std::size_t line, const std::string& problem, std::string_view got) {
-  throw_runtime_error("read_arpa", "line " + std::to_string(line) + ":", problem, "'" + std::string(got) + "'");
+  throw_runtime_error("ngram_model::read_arpa", "line " + std::to_string(line) + ":", problem, "'" + std::string(got) + "'");
 }
 
 }  // namespace detail

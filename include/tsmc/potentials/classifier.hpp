@@ -4,6 +4,7 @@
 /// sequences), its next-token refinement, and a bag-of-words multinomial logistic regression
 /// with training, evaluation, saving and loading.
 
+#include <tsmc/core/checksum.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/types.hpp>
@@ -19,8 +20,11 @@
 #include <filesystem>
 #include <fstream>
 #include <istream>
+#include <iterator>
+#include <optional>
 #include <ostream>
 #include <span>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -85,13 +89,17 @@ class bag_of_words_classifier {
   /// @brief Replaces the parameters.
   /// @param weights C x V
   /// @param bias C
-  /// @throw tsmc::invalid_argument on a shape mismatch or a non-finite value
+  /// @throw tsmc::invalid_argument on a shape mismatch, or naming the first entry that is NaN or
+  /// infinite ("weights(c, v) must be finite, got nan")
   void set_parameters(const Eigen::MatrixXd& weights, const Eigen::VectorXd& bias) {
     constexpr const char* function = "bag_of_words_classifier::set_parameters";
     check_size(function, "weights.rows()", weights.rows(), "num_classes()", num_classes());
     check_size(function, "weights.cols()", weights.cols(), "vocab_size()", vocab_size());
     check_size(function, "bias.size()", bias.size(), "num_classes()", num_classes());
-    check_argument(weights.allFinite() && bias.allFinite(), function, "parameters", "must be finite", "a NaN or inf");
+    for (Eigen::Index c = 0; c < weights.rows(); ++c)
+      for (Eigen::Index v = 0; v < weights.cols(); ++v)
+        check_finite(function, "weights(" + std::to_string(c) + ", " + std::to_string(v) + ")", weights(c, v));
+    for (Eigen::Index c = 0; c < bias.size(); ++c) check_finite(function, "bias[" + std::to_string(c) + "]", bias[c]);
     weights_ = weights;
     bias_ = bias;
   }
@@ -110,7 +118,8 @@ class bag_of_words_classifier {
   /// @return C log-probabilities (they logsumexp to 0)
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
   [[nodiscard]] Eigen::VectorXd log_class_probs(std::span<const token> sequence) const {
-    Eigen::VectorXd z = scores(sequence);
+    check_tokens(sequence, vocab_size(), "bag_of_words_classifier::log_class_probs", "sequence");
+    const Eigen::VectorXd z = scores_unchecked(sequence);
     return z.array() - logsumexp(z);
   }
 
@@ -123,7 +132,11 @@ class bag_of_words_classifier {
     check_size(function, "out.rows()", out.rows(), "sequences.size()", sequences.size());
     check_size(function, "out.cols()", out.cols(), "num_classes()", num_classes());
     for (std::size_t k = 0; k < sequences.size(); ++k)
-      out.row(static_cast<Eigen::Index>(k)) = log_class_probs(sequences[k]).transpose();
+      check_tokens(sequences[k], vocab_size(), function, "sequences[" + std::to_string(k) + "]");
+    for (std::size_t k = 0; k < sequences.size(); ++k) {
+      const Eigen::VectorXd z = scores_unchecked(sequences[k]);
+      out.row(static_cast<Eigen::Index>(k)) = (z.array() - logsumexp(z)).transpose();
+    }
   }
 
   /// @brief out(k, v) = log P(cls | prefixes[k] + v) for every token v.
@@ -154,9 +167,7 @@ class bag_of_words_classifier {
   /// @return the class
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
   [[nodiscard]] std::size_t predict(std::span<const token> sequence) const {
-    Eigen::Index best = 0;
-    scores(sequence).maxCoeff(&best);
-    return static_cast<std::size_t>(best);
+    return predict_for(sequence, "bag_of_words_classifier::predict");
   }
 
   /// @brief The fraction of sequences whose predicted class is their label.
@@ -168,7 +179,8 @@ class bag_of_words_classifier {
     check_size("bag_of_words_classifier::accuracy", "labels.size()", labels.size(), "sequences.size()", sequences.size());
     check_positive("bag_of_words_classifier::accuracy", "sequences.size()", sequences.size());
     std::size_t right = 0;
-    for (std::size_t i = 0; i < sequences.size(); ++i) right += predict(sequences[i]) == labels[i] ? 1 : 0;
+    for (std::size_t i = 0; i < sequences.size(); ++i)
+      right += predict_for(sequences[i], "bag_of_words_classifier::accuracy", i) == labels[i] ? 1 : 0;
     return static_cast<double>(right) / static_cast<double>(sequences.size());
   }
 
@@ -182,12 +194,14 @@ class bag_of_words_classifier {
   /// @param grad_weights if not null, receives dL/dW (C x V)
   /// @param grad_bias if not null, receives dL/db (C)
   /// @return L
-  /// @throw tsmc::invalid_argument on a size mismatch, an empty set, a bad label or token
+  /// @throw tsmc::invalid_argument on a size mismatch, an empty set, a bad label or token, or an
+  /// l2 that is negative, NaN or infinite
   [[nodiscard]] double training_loss(std::span<const token_sequence> sequences, std::span<const std::size_t> labels,
                                      double l2, Eigen::MatrixXd* grad_weights = nullptr,
                                      Eigen::VectorXd* grad_bias = nullptr) const {
     constexpr const char* function = "bag_of_words_classifier::training_loss";
     check_data(sequences, labels, function);
+    check_argument(l2 >= 0.0 && std::isfinite(l2), function, "l2", "must be >= 0 and finite", l2);
     const auto n = static_cast<double>(sequences.size());
     if (grad_weights != nullptr) grad_weights->setZero(weights_.rows(), weights_.cols());
     if (grad_bias != nullptr) grad_bias->setZero(bias_.size());
@@ -223,6 +237,8 @@ class bag_of_words_classifier {
                                                      std::span<const std::size_t> labels, std::size_t classes,
                                                      std::size_t vocab, const bag_of_words_options& options = {}) {
     constexpr const char* function = "bag_of_words_classifier::train";
+    check_argument(classes >= 2, function, "classes", "must be at least 2", classes);
+    check_positive(function, "vocab", vocab);
     bag_of_words_classifier model(classes, vocab);
     model.check_data(sequences, labels, function);
     check_positive(function, "options.iterations", options.iterations);
@@ -254,74 +270,63 @@ class bag_of_words_classifier {
     return model;
   }
 
-  /// @brief Writes the classifier as text: "tsmc-bow-classifier 1", "classes C vocab V", a
-  /// "bias" line, then C lines of V weights; numbers in the shortest form that reads back exactly.
+  /// @brief Writes the classifier as text, format version 2: "tsmc-bow-classifier 2",
+  /// "classes C vocab V", a "bias" line, C lines of V weights (numbers in the shortest form that
+  /// reads back exactly), then "checksum <h>" with h the 64-bit FNV-1a of every byte before that
+  /// line, as 16 lowercase hexadecimal digits.
   /// @param out the stream
   /// @throw tsmc::runtime_error if the stream fails
   void write(std::ostream& out) const {
-    out << "tsmc-bow-classifier 1\nclasses " << num_classes() << " vocab " << vocab_size() << "\nbias";
-    for (Eigen::Index c = 0; c < bias_.size(); ++c) out << ' ' << detail::format_double(bias_[c]);
-    out << '\n';
-    for (Eigen::Index c = 0; c < weights_.rows(); ++c) {
-      for (Eigen::Index v = 0; v < weights_.cols(); ++v)
-        out << (v == 0 ? "" : " ") << detail::format_double(weights_(c, v));
-      out << '\n';
-    }
+    const std::string payload = payload_text();
+    out << payload << "checksum " << detail::checksum_hex(detail::fnv1a64(payload)) << '\n';
     if (!out) throw_runtime_error("bag_of_words_classifier::write", "stream", "must accept the output", "a write error");
   }
 
-  /// @brief Reads a classifier written by write().
+  /// @brief Reads a classifier written by write(): format version 2 (checksummed), or version 1
+  /// (the same lines without the checksum line, as written before version 2).
+  ///
+  /// A version 2 file's checksum is verified before its numbers are parsed, so a corrupted file
+  /// is reported as such, and a file cut short lacks its checksum line.
   /// @param in the stream
   /// @return the classifier
-  /// @throw tsmc::runtime_error "tsmc::bag_of_words_classifier::read: line L: ..." for a
-  /// malformed or truncated file
+  /// @throw tsmc::runtime_error "tsmc::bag_of_words_classifier::read: line L: ..." for another
+  /// version, a missing or malformed checksum line, a checksum that does not match the contents
+  /// (a corrupted file), or a malformed or truncated file
   [[nodiscard]] static bag_of_words_classifier read(std::istream& in) {
-    detail::text_lines lines(in);
-    std::string_view t;
+    constexpr const char* function = "bag_of_words_classifier::read";
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw_runtime_error(function, "stream", "must be readable", "a read error");
     const auto fail = [&](std::size_t line, const std::string& problem, std::string_view got) {
-      throw_runtime_error("bag_of_words_classifier::read", "line " + std::to_string(line) + ":", problem,
-                          "'" + std::string(got) + "'");
+      throw_runtime_error(function, "line " + std::to_string(line) + ":", problem, "'" + std::string(got) + "'");
     };
-    const auto need = [&](const char* what) {
-      if (!lines.next(t)) fail(lines.number() + 1, std::string("truncated: expected ") + what, "end of file");
-    };
-    need("the header 'tsmc-bow-classifier 1'");
-    if (t != "tsmc-bow-classifier 1") fail(lines.number(), "the first line must be 'tsmc-bow-classifier 1'", t);
-    need("'classes C vocab V'");
-    std::vector<std::string_view> f = detail::split_fields(t);
-    std::size_t classes = 0, vocab = 0;
-    if (f.size() != 4 || f[0] != "classes" || f[2] != "vocab" || !detail::parse_count(f[1], classes) ||
-        !detail::parse_count(f[3], vocab) || classes < 2 || vocab == 0)
-      fail(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
-    // Nothing is sized by the header before the file shows that many numbers: each line's count
-    // is checked against C or V first, and the model is built once every line has been read.
-    const auto numbers = [&](std::size_t skip, std::size_t count, std::vector<double>& out) {
-      f = detail::split_fields(t);
-      if (f.size() != skip + count)
-        fail(lines.number(), "expected " + std::to_string(count) + " numbers", t);
-      for (std::size_t i = 0; i < count; ++i) {
-        double x = 0.0;
-        if (!detail::parse_double(f[skip + i], x) || !std::isfinite(x))
-          fail(lines.number(), "every parameter must be a finite number", f[skip + i]);
-        out.push_back(x);
-      }
-    };
-    need("the 'bias' line");
-    if (t.substr(0, 4) != "bias") fail(lines.number(), "expected the 'bias' line", t);
-    std::vector<double> bias;
-    numbers(1, classes, bias);
-    std::vector<double> weights;  // row-major C x V, grown line by line
-    for (std::size_t c = 0; c < classes; ++c) {
-      need("a line of weights");
-      numbers(0, vocab, weights);
+    if (text.empty()) fail(1, "truncated: expected the header 'tsmc-bow-classifier 2'", "end of file");
+    const std::string_view first = detail::trim_text(std::string_view(text).substr(0, text.find('\n')));
+    if (first == "tsmc-bow-classifier 1") {
+      std::istringstream body(text);
+      return parse_lines(body);
     }
-    bag_of_words_classifier model(classes, vocab);
-    for (std::size_t c = 0; c < classes; ++c) {
-      model.bias_[static_cast<Eigen::Index>(c)] = bias[c];
-      for (std::size_t v = 0; v < vocab; ++v)
-        model.weights_(static_cast<Eigen::Index>(c), static_cast<Eigen::Index>(v)) = weights[c * vocab + v];
-    }
-    return model;
+    if (first != "tsmc-bow-classifier 2")
+      fail(1, "the first line must be 'tsmc-bow-classifier 2' (or the older 'tsmc-bow-classifier 1')", first);
+    // The checksum line is the last line; the payload is every byte before it.
+    std::size_t end = text.size();
+    if (text[end - 1] == '\n') --end;
+    const std::size_t previous = end == 0 ? std::string::npos : text.rfind('\n', end - 1);
+    const std::size_t line_start = previous == std::string::npos ? 0 : previous + 1;
+    const std::string_view payload = std::string_view(text).substr(0, line_start);
+    const auto line = static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n')) + 1;
+    const std::string_view last = detail::trim_text(std::string_view(text).substr(line_start, end - line_start));
+    if (last.substr(0, 9) != "checksum ")
+      fail(line, "truncated: the last line must be 'checksum <16 hexadecimal digits>'", last);
+    const auto stored = detail::parse_checksum_hex(detail::trim_text(last.substr(9)));
+    if (!stored) fail(line, "the checksum must be 16 hexadecimal digits (the line is cut or corrupted)", last);
+    const std::uint64_t computed = detail::fnv1a64(payload);
+    if (*stored != computed)
+      fail(line,
+           "the checksum must match the contents, computed " + detail::checksum_hex(computed) +
+               " (the file is corrupt)",
+           last);
+    std::istringstream body{std::string(payload)};
+    return parse_lines(body);
   }
 
   /// @brief Writes the classifier to a file (see write), atomically: the text goes to a
@@ -362,6 +367,78 @@ class bag_of_words_classifier {
   }
 
  private:
+  // The lines of a version 1 file, or of a version 2 file's payload (read() has checked the header).
+  [[nodiscard]] static bag_of_words_classifier parse_lines(std::istream& in) {
+    detail::text_lines lines(in);
+    std::string_view t;
+    const auto fail = [&](std::size_t line, const std::string& problem, std::string_view got) {
+      throw_runtime_error("bag_of_words_classifier::read", "line " + std::to_string(line) + ":", problem,
+                          "'" + std::string(got) + "'");
+    };
+    const auto need = [&](const char* what) {
+      if (!lines.next(t)) fail(lines.number() + 1, std::string("truncated: expected ") + what, "end of file");
+    };
+    need("the header");  // checked by read()
+    need("'classes C vocab V'");
+    std::vector<std::string_view> f = detail::split_fields(t);
+    std::size_t classes = 0, vocab = 0;
+    if (f.size() != 4 || f[0] != "classes" || f[2] != "vocab" || !detail::parse_count(f[1], classes) ||
+        !detail::parse_count(f[3], vocab) || classes < 2 || vocab == 0)
+      fail(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
+    // Nothing is sized by the header before the file shows that many numbers: each line's count
+    // is checked against C or V first, and the model is built once every line has been read.
+    const auto numbers = [&](std::size_t skip, std::size_t count, std::vector<double>& out) {
+      f = detail::split_fields(t);
+      if (f.size() != skip + count)
+        fail(lines.number(), "expected " + std::to_string(count) + " numbers", t);
+      for (std::size_t i = 0; i < count; ++i) {
+        double x = 0.0;
+        if (!detail::parse_double(f[skip + i], x) || !std::isfinite(x))
+          fail(lines.number(), "every parameter must be a finite number", f[skip + i]);
+        out.push_back(x);
+      }
+    };
+    need("the 'bias' line");
+    if (t.substr(0, 4) != "bias") fail(lines.number(), "expected the 'bias' line", t);
+    std::vector<double> bias;
+    numbers(1, classes, bias);
+    std::vector<double> weights;  // row-major C x V, grown line by line
+    for (std::size_t c = 0; c < classes; ++c) {
+      need("a line of weights");
+      numbers(0, vocab, weights);
+    }
+    bag_of_words_classifier model(classes, vocab);
+    for (std::size_t c = 0; c < classes; ++c) {
+      model.bias_[static_cast<Eigen::Index>(c)] = bias[c];
+      for (std::size_t v = 0; v < vocab; ++v)
+        model.weights_(static_cast<Eigen::Index>(c), static_cast<Eigen::Index>(v)) = weights[c * vocab + v];
+    }
+    return model;
+  }
+
+  // The lines of write()'s output before the checksum line.
+  [[nodiscard]] std::string payload_text() const {
+    std::ostringstream out;
+    out << "tsmc-bow-classifier 2\nclasses " << num_classes() << " vocab " << vocab_size() << "\nbias";
+    for (Eigen::Index c = 0; c < bias_.size(); ++c) out << ' ' << detail::format_double(bias_[c]);
+    out << '\n';
+    for (Eigen::Index c = 0; c < weights_.rows(); ++c) {
+      for (Eigen::Index v = 0; v < weights_.cols(); ++v)
+        out << (v == 0 ? "" : " ") << detail::format_double(weights_(c, v));
+      out << '\n';
+    }
+    return out.str();
+  }
+
+  // predict, its token check named as `function`'s (and as sequences[index] when given).
+  [[nodiscard]] std::size_t predict_for(std::span<const token> sequence, const char* function,
+                                        std::optional<std::size_t> index = std::nullopt) const {
+    check_tokens(sequence, vocab_size(), function, index ? "sequences[" + std::to_string(*index) + "]" : "sequence");
+    Eigen::Index best = 0;
+    scores_unchecked(sequence).maxCoeff(&best);
+    return static_cast<std::size_t>(best);
+  }
+
   [[nodiscard]] Eigen::VectorXd scores_unchecked(std::span<const token> sequence) const {
     Eigen::VectorXd z = bias_;
     for (const token t : sequence) z += weights_.col(t);

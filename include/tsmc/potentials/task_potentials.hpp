@@ -177,13 +177,16 @@ class threshold_potential {
 
   /// @brief Whether a sequence passes.
   /// @throw tsmc::runtime_error if the score is NaN
-  [[nodiscard]] bool passes(std::span<const token> sequence) const { return passes_value(score_.score(sequence)); }
+  [[nodiscard]] bool passes(std::span<const token> sequence) const {
+    return passes_value(score_.score(sequence), "threshold_potential::passes");
+  }
 
   /// @brief out[k] = 0 if sequences[k] passes, else -inf.
   /// @throw tsmc::invalid_argument if out.size() != sequences.size(); tsmc::runtime_error on a NaN score
   void log_potential(std::span<const token_sequence> sequences, std::span<double> out) const {
     check_size("threshold_potential::log_potential", "out.size()", out.size(), "sequences.size()", sequences.size());
-    for (std::size_t k = 0; k < sequences.size(); ++k) out[k] = passes(sequences[k]) ? 0.0 : neg_inf;
+    for (std::size_t k = 0; k < sequences.size(); ++k)
+      out[k] = passes_value(score_.score(sequences[k]), "threshold_potential::log_potential") ? 0.0 : neg_inf;
   }
 
   /// @brief out(k, v) = 0 if prefix_k + v passes, else -inf.
@@ -196,7 +199,8 @@ class threshold_potential {
                ctx.prefixes.size());
     score_.score_next(ctx.prefixes, out);
     for (Eigen::Index k = 0; k < out.rows(); ++k)
-      for (Eigen::Index v = 0; v < out.cols(); ++v) out(k, v) = passes_value(out(k, v)) ? 0.0 : neg_inf;
+      for (Eigen::Index v = 0; v < out.cols(); ++v)
+        out(k, v) = passes_value(out(k, v), "threshold_potential::log_potential_next") ? 0.0 : neg_inf;
   }
 
   /// @brief The threshold.
@@ -205,8 +209,8 @@ class threshold_potential {
   [[nodiscard]] const S& score() const noexcept { return score_; }
 
  private:
-  [[nodiscard]] bool passes_value(double s) const {
-    if (std::isnan(s)) throw_runtime_error("threshold_potential", "score", "must not be NaN", s);
+  [[nodiscard]] bool passes_value(double s, const char* function) const {
+    if (std::isnan(s)) throw_runtime_error(function, "score", "must not be NaN", s);
     return s >= threshold_;
   }
 

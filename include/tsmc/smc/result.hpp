@@ -7,6 +7,7 @@
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -42,12 +43,29 @@ struct smc_result {
   smc_timings seconds;                        ///< wall time split
 
   /// @brief Draws the index of one particle with probability proportional to its final weight.
-  /// @throw tsmc::runtime_error if every weight is zero
+  /// @throw tsmc::runtime_error if every weight is zero; tsmc::invalid_argument if a final
+  /// log-weight is NaN
   template <RandomEngine Engine>
   [[nodiscard]] std::size_t draw_index(Engine& rng) const {
+    return draw_index_for("smc_result::draw_index", rng);
+  }
+
+  /// @brief Draws one sequence with probability proportional to its final weight.
+  /// @throw tsmc::runtime_error if every weight is zero; tsmc::invalid_argument if a final
+  /// log-weight is NaN
+  template <RandomEngine Engine>
+  [[nodiscard]] const token_sequence& draw(Engine& rng) const {
+    return sequences[draw_index_for("smc_result::draw", rng)];
+  }
+
+ private:
+  /// draw_index, its errors reported as `function`'s.
+  template <RandomEngine Engine>
+  [[nodiscard]] std::size_t draw_index_for(const char* function, Engine& rng) const {
+    for (const double v : log_weights)
+      if (std::isnan(v)) throw_invalid_argument(function, "log_weights", "must not contain NaN", v);
     const double lse = logsumexp(std::span<const double>(log_weights));
-    if (!(lse > neg_inf))
-      throw_runtime_error("smc_result::draw_index", "the final weights", "must not all be zero", lse);
+    if (!(lse > neg_inf)) throw_runtime_error(function, "the final weights", "must not all be zero", lse);
     const double target = uniform01(rng);
     double cumulative = 0.0;
     std::size_t last_positive = 0;
@@ -58,13 +76,6 @@ struct smc_result {
       if (target < cumulative) return k;
     }
     return last_positive;  // rounding left the cumulative sum a hair below 1
-  }
-
-  /// @brief Draws one sequence with probability proportional to its final weight.
-  /// @throw tsmc::runtime_error if every weight is zero
-  template <RandomEngine Engine>
-  [[nodiscard]] const token_sequence& draw(Engine& rng) const {
-    return sequences[draw_index(rng)];
   }
 };
 

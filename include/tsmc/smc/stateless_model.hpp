@@ -42,9 +42,10 @@ class stateless_model {
   [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_size_; }
 
   /// @brief Positions K particles after the prompt (all prefixes empty).
-  /// @throw tsmc::invalid_argument if particles == 0
+  /// @throw tsmc::invalid_argument if particles == 0 or a prompt token is outside [0, V)
   void start(std::span<const token> prompt, std::size_t particles) {
     check_positive("stateless_model::start", "particles", particles);
+    check_tokens(prompt, vocab_size_, "stateless_model::start", "prompt");
     prompt_.assign(prompt.begin(), prompt.end());
     prefixes_.resize(particles);
     for (auto& p : prefixes_) p.clear();
@@ -74,9 +75,11 @@ class stateless_model {
   }
 
   /// @brief Extends prefix k by tokens[k].
-  /// @throw tsmc::invalid_argument on a size mismatch
+  /// @throw tsmc::invalid_argument on a size mismatch or a token outside [0, V) (the prefixes are
+  /// then unchanged)
   void append(std::span<const token> tokens) {
     check_size("stateless_model::append", "tokens.size()", tokens.size(), "the number of particles", prefixes_.size());
+    check_tokens(tokens, vocab_size_, "stateless_model::append", "tokens");
     for (std::size_t k = 0; k < tokens.size(); ++k) prefixes_[k].push_back(tokens[k]);
   }
 

@@ -10,8 +10,10 @@
 
 #include <Eigen/Core>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,17 +61,26 @@ class tabular_twist {
   /// @brief The index of the parameter of a prefix s_{1:t}, 1 <= t <= T.
   /// @throw tsmc::invalid_argument for an empty or too long prefix or a token outside [0, V)
   [[nodiscard]] std::size_t index_of(std::span<const token> prefix) const {
-    constexpr const char* function = "tabular_twist::index_of";
-    check_argument(!prefix.empty() && prefix.size() <= horizon_, function, "prefix.size()",
-                   "must be in [1, horizon = " + std::to_string(horizon_) + "]", prefix.size());
-    check_tokens(prefix, vocab_, function, "prefix");
-    return offsets_[prefix.size()] + code_of(prefix);
+    return checked_index(prefix, "tabular_twist::index_of");
   }
 
   /// @brief log psi_t(prefix) (the prefix's length is t).
-  [[nodiscard]] double log_value(std::span<const token> prefix) const { return theta_[static_cast<Eigen::Index>(index_of(prefix))]; }
-  /// @brief Sets log psi_t(prefix).
-  void set_log_value(std::span<const token> prefix, double value) { theta_[static_cast<Eigen::Index>(index_of(prefix))] = value; }
+  /// @throw tsmc::invalid_argument "tsmc::tabular_twist::log_value: ..." as index_of
+  [[nodiscard]] double log_value(std::span<const token> prefix) const {
+    return theta_[static_cast<Eigen::Index>(checked_index(prefix, "tabular_twist::log_value"))];
+  }
+
+  /// @brief Sets log psi_t(prefix). -inf (psi = 0) is allowed; NaN and +inf are not (the sampler
+  /// would stop on them at the first run).
+  /// @throw tsmc::invalid_argument "tsmc::tabular_twist::set_log_value: ..." as index_of, or if
+  /// value is NaN or +inf
+  void set_log_value(std::span<const token> prefix, double value) {
+    constexpr const char* function = "tabular_twist::set_log_value";
+    const std::size_t index = checked_index(prefix, function);
+    check_argument(!std::isnan(value) && value < std::numeric_limits<double>::infinity(), function, "value",
+                   "must not be NaN or +inf", value);
+    theta_[static_cast<Eigen::Index>(index)] = value;
+  }
 
   /// @brief The parameters (one per prefix, in index_of order).
   [[nodiscard]] Eigen::VectorXd& values() noexcept { return theta_; }
@@ -166,6 +177,13 @@ class tabular_twist {
   }
 
  private:
+  [[nodiscard]] std::size_t checked_index(std::span<const token> prefix, const char* function) const {
+    check_argument(!prefix.empty() && prefix.size() <= horizon_, function, "prefix.size()",
+                   "must be in [1, horizon = " + std::to_string(horizon_) + "]", prefix.size());
+    check_tokens(prefix, vocab_, function, "prefix");
+    return offsets_[prefix.size()] + code_of(prefix);
+  }
+
   [[nodiscard]] std::size_t code_of(std::span<const token> prefix) const noexcept {
     std::size_t code = 0;
     for (token x : prefix) code = code * vocab_ + static_cast<std::size_t>(x);
