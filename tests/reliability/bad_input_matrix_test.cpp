@@ -430,8 +430,9 @@ verdict check_row(const bad_input::row& r) {
   return {ok, type + ": " + message};
 }
 
-// Table text: paths under the temporary directory become <tmp>, '|' is escaped, long messages
-// are cut.
+// Table text: paths under the temporary directory become <tmp> (and the process id and clock
+// readings in the names of scratch and temporary files are dropped), '|' is escaped, long
+// messages are cut.
 std::string cell(std::string text, std::size_t limit = 160) {
   const std::string tmp = std::filesystem::temp_directory_path().string();
   for (std::size_t at = text.find(tmp); at != std::string::npos; at = text.find(tmp, at))
@@ -441,6 +442,12 @@ std::string cell(std::string text, std::size_t limit = 160) {
     std::size_t end = at + stamp.size();
     while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])) != 0) ++end;
     text.replace(at, end - at, "tsmc_matrix");
+  }
+  const std::string temporary = ".tmp.";  // a temporary file's name ends in a clock reading
+  for (std::size_t at = text.find(temporary); at != std::string::npos; at = text.find(temporary, at + 1)) {
+    std::size_t end = at + temporary.size();
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])) != 0) ++end;
+    text.replace(at, end - at, ".tmp.<n>");
   }
   if (text.size() > limit) text = text.substr(0, limit - 3) + "...";
   std::string out;
