@@ -10,8 +10,8 @@
 // On another model (--arpa, or --llama2c with --tokenizer and --prompt) the sentiment classifier
 // is trained on the built-in grammar's sentences in that model's tokens (examples/example_models.hpp).
 //
-//   ./build/dev/examples/sentiment                # defaults: the positive class, about 1.5 minutes on two cores
-//   ./build/dev/examples/sentiment --class all    # the three classes, about 4 minutes
+//   ./build/dev/examples/sentiment                # defaults: the positive class, about 30 s of CPU
+//   ./build/dev/examples/sentiment --class all    # the three classes, about 1.5 minutes of CPU
 //   ./build/dev/examples/sentiment --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 10 --batch 16
 //       --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
