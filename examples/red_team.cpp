@@ -14,7 +14,7 @@
 //   ./build/dev/examples/red_team                         # defaults: about a minute on two cores
 //   ./build/dev/examples/red_team --history-csv h.csv     # KL(sigma || q) during training, per method
 //   ./build/dev/examples/red_team --llama2c stories15M.bin --tokenizer tokenizer.bin --updates 10 --batch 16
-//       --draws 16 --bound-runs 1 --kl-samples 4 --evaluate-every 0 --rejection-budget 200000
+//       --draws 16 --bound-runs 2 --kl-samples 4 --evaluate-every 0 --rejection-budget 200000
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
