@@ -16,6 +16,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace tsmc {
 
@@ -61,11 +62,12 @@ struct max_and_log_sum {
 };
 
 template <class Iterator>
-max_and_log_sum split_logsumexp(Iterator first, Iterator last, const char* function) {
+max_and_log_sum split_logsumexp(Iterator first, Iterator last, const char* function,
+                                std::string_view name = "values") {
   double max = neg_inf;
   for (auto it = first; it != last; ++it) {
     const double v = static_cast<double>(*it);
-    if (std::isnan(v)) throw_invalid_argument(function, "values", "must not contain NaN", v);
+    if (std::isnan(v)) throw_invalid_argument(function, name, "must not contain NaN", v);
     max = std::max(max, v);
   }
   if (max == neg_inf || max == std::numeric_limits<double>::infinity()) return {max, 0.0};
@@ -150,17 +152,7 @@ inline void log_softmax_named(std::span<const double> values, std::span<double> 
                               const std::string& name) {
   check_size(function, "out.size()", out.size(), name + ".size()", values.size());
   check_positive(function, name + ".size()", values.size());
-  double max = neg_inf;
-  for (const double v : values) {
-    if (std::isnan(v)) throw_invalid_argument(function, name, "must not contain NaN", v);
-    max = std::max(max, v);
-  }
-  double log_sum = 0.0;
-  if (std::isfinite(max)) {
-    double sum = 0.0;
-    for (const double v : values) sum += std::exp(v - max);
-    log_sum = std::log(sum);
-  }
+  const auto [max, log_sum] = split_logsumexp(values.begin(), values.end(), function, name);
   check_argument(std::isfinite(max), function, "logsumexp(" + name + ")",
                  "must be finite (all -inf or a +inf cannot be normalised)", max + log_sum);
   // (x_i - max) - log_sum, not x_i - logsumexp(x): log_sum is below ulp(max) when |max| is huge
