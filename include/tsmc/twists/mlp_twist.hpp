@@ -388,13 +388,14 @@ class mlp_twist {
     const auto d = static_cast<Eigen::Index>(feature_size_);
     const auto t = static_cast<Eigen::Index>(rec.step);
     rec.hidden.resize(L);
+    forward_hidden(rec);
     if (low_rank()) {
       forward_low_rank(rec, out);
       return;
     }
-    // Layer 0's input is [f, onehot(t)]: the one-hot adds row d + t - 1 of W_0 to the bias.
-    step_bias_ = biases_[0].transpose() + weights_[0].row(d + t - 1);
     if (L == 0) {
+      // The output layer's input is [f, onehot(t)]: the one-hot adds row d + t - 1 of W_0 to the bias.
+      step_bias_ = biases_[0].transpose() + weights_[0].row(d + t - 1);
       if (options_.float_output) {
         output_in_float(rec.input, d, out);
         out.rowwise() += step_bias_;
@@ -404,6 +405,23 @@ class mlp_twist {
       out.rowwise() += step_bias_;
       return;
     }
+    if (options_.float_output)
+      output_in_float(rec.hidden[L - 1], rec.hidden[L - 1].cols(), out);
+    else
+      detail::tiled_product(out, rec.hidden[L - 1], weights_[L]);
+    out.rowwise() += biases_[L].transpose();
+  }
+
+  [[nodiscard]] bool low_rank() const noexcept { return options_.output_rank > 0; }
+
+  // The hidden layers' forward pass from rec.input into rec.hidden (nothing when the head is
+  // linear). Layer 0's input is [f, onehot(t)]: the one-hot adds row d + t - 1 of W_0 to the bias.
+  void forward_hidden(step_record& rec) {
+    const std::size_t L = options_.hidden_layers;
+    if (L == 0) return;
+    const auto d = static_cast<Eigen::Index>(feature_size_);
+    const auto t = static_cast<Eigen::Index>(rec.step);
+    step_bias_ = biases_[0].transpose() + weights_[0].row(d + t - 1);
     for (std::size_t l = 0; l < L; ++l) {
       row_matrix& h = rec.hidden[l];
       if (l == 0) {
@@ -418,35 +436,14 @@ class mlp_twist {
       h = h.cwiseMax(0.0);
       zero_inactive_rows(h, rec.active);
     }
-    if (options_.float_output)
-      output_in_float(rec.hidden[L - 1], rec.hidden[L - 1].cols(), out);
-    else
-      detail::tiled_product(out, rec.hidden[L - 1], weights_[L]);
-    out.rowwise() += biases_[L].transpose();
   }
 
-  [[nodiscard]] bool low_rank() const noexcept { return options_.output_rank > 0; }
-
-  // The forward pass of a head with a low-rank output layer: the hidden layers, z = x A (plus A's
+  // The output of a head with a low-rank output layer, after forward_hidden: z = x A (plus A's
   // step row when the head is linear), then out = z B + b_L.
   void forward_low_rank(step_record& rec, log_prob_ref out) {
     const std::size_t L = options_.hidden_layers;
     const auto d = static_cast<Eigen::Index>(feature_size_);
     const auto t = static_cast<Eigen::Index>(rec.step);
-    for (std::size_t l = 0; l < L; ++l) {
-      row_matrix& h = rec.hidden[l];
-      const row_matrix& in = l == 0 ? rec.input : rec.hidden[l - 1];
-      h.resize(in.rows(), weights_[l].cols());
-      if (l == 0) {
-        detail::tiled_product(h, in, weights_[0].topRows(d));
-        h.rowwise() += biases_[0].transpose() + weights_[0].row(d + t - 1);
-      } else {
-        detail::tiled_product(h, in, weights_[l]);
-        h.rowwise() += biases_[l].transpose();
-      }
-      h = h.cwiseMax(0.0);
-      zero_inactive_rows(h, rec.active);
-    }
     const row_matrix& input = L == 0 ? rec.input : rec.hidden[L - 1];
     const auto n_in = input.cols();
     rec.low.resize(input.rows(), factor_.cols());
