@@ -215,12 +215,9 @@ class learning_problem {
                                                  const learning_options& o) {
     constexpr const char* function = "learning_problem";
     check_positive(function, "options.batch", o.batch);
-    check_positive(function, "options.horizon", o.horizon);
     const std::size_t vocab = model.vocab_size();
     check_positive(function, "model.vocab_size()", vocab);
-    if (o.end_token)
-      check_argument(*o.end_token >= 0 && static_cast<std::size_t>(*o.end_token) < vocab, function, "options.end_token",
-                     "must be in [0, " + std::to_string(vocab) + ")", *o.end_token);
+    validate(sampler_options(o, proposal_type::twisted), vocab, function);  // horizon and end token, as the samplers check them
     check_size(function, "twist.vocab_size()", twist.vocab_size(), "model.vocab_size()", vocab);
     check_tokens(prompt, vocab, function, "prompt");
     return o;
