@@ -296,17 +296,14 @@ class bag_of_words_classifier {
     constexpr const char* function = "bag_of_words_classifier::read";
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw_runtime_error(function, "stream", "must be readable", "a read error");
-    const auto fail = [&](std::size_t line, const std::string& problem, std::string_view got) {
-      throw_runtime_error(function, "line " + std::to_string(line) + ":", problem, "'" + std::string(got) + "'");
-    };
-    if (text.empty()) fail(1, "truncated: expected the header 'tsmc-bow-classifier 2'", "end of file");
+    if (text.empty()) read_error(1, "truncated: expected the header 'tsmc-bow-classifier 2'", "end of file");
     const std::string_view first = detail::trim_text(std::string_view(text).substr(0, text.find('\n')));
     if (first == "tsmc-bow-classifier 1") {
       std::istringstream body(text);
       return parse_lines(body);
     }
     if (first != "tsmc-bow-classifier 2")
-      fail(1, "the first line must be 'tsmc-bow-classifier 2' (or the older 'tsmc-bow-classifier 1')", first);
+      read_error(1, "the first line must be 'tsmc-bow-classifier 2' (or the older 'tsmc-bow-classifier 1')", first);
     // The checksum line is the last line; the payload is every byte before it.
     std::size_t end = text.size();
     if (text[end - 1] == '\n') --end;
@@ -316,12 +313,12 @@ class bag_of_words_classifier {
     const auto line = static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n')) + 1;
     const std::string_view last = detail::trim_text(std::string_view(text).substr(line_start, end - line_start));
     if (last.substr(0, 9) != "checksum ")
-      fail(line, "truncated: the last line must be 'checksum <16 hexadecimal digits>'", last);
+      read_error(line, "truncated: the last line must be 'checksum <16 hexadecimal digits>'", last);
     const auto stored = detail::parse_checksum_hex(detail::trim_text(last.substr(9)));
-    if (!stored) fail(line, "the checksum must be 16 hexadecimal digits (the line is cut or corrupted)", last);
+    if (!stored) read_error(line, "the checksum must be 16 hexadecimal digits (the line is cut or corrupted)", last);
     const std::uint64_t computed = detail::fnv1a64(payload);
     if (*stored != computed)
-      fail(line,
+      read_error(line,
            "the checksum must match the contents, computed " + detail::checksum_hex(computed) +
                " (the file is corrupt)",
            last);
@@ -367,16 +364,18 @@ class bag_of_words_classifier {
   }
 
  private:
+  // read()'s error for a line of the file: "tsmc::bag_of_words_classifier::read: line L: problem, got 'text'".
+  [[noreturn]] static void read_error(std::size_t line, const std::string& problem, std::string_view got) {
+    throw_runtime_error("bag_of_words_classifier::read", "line " + std::to_string(line) + ":", problem,
+                        "'" + std::string(got) + "'");
+  }
+
   // The lines of a version 1 file, or of a version 2 file's payload (read() has checked the header).
   [[nodiscard]] static bag_of_words_classifier parse_lines(std::istream& in) {
     detail::text_lines lines(in);
     std::string_view t;
-    const auto fail = [&](std::size_t line, const std::string& problem, std::string_view got) {
-      throw_runtime_error("bag_of_words_classifier::read", "line " + std::to_string(line) + ":", problem,
-                          "'" + std::string(got) + "'");
-    };
     const auto need = [&](const char* what) {
-      if (!lines.next(t)) fail(lines.number() + 1, std::string("truncated: expected ") + what, "end of file");
+      if (!lines.next(t)) read_error(lines.number() + 1, std::string("truncated: expected ") + what, "end of file");
     };
     need("the header");  // checked by read()
     need("'classes C vocab V'");
@@ -384,22 +383,22 @@ class bag_of_words_classifier {
     std::size_t classes = 0, vocab = 0;
     if (f.size() != 4 || f[0] != "classes" || f[2] != "vocab" || !detail::parse_count(f[1], classes) ||
         !detail::parse_count(f[3], vocab) || classes < 2 || vocab == 0)
-      fail(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
+      read_error(lines.number(), "expected 'classes C vocab V' with C >= 2 and V > 0", t);
     // Nothing is sized by the header before the file shows that many numbers: each line's count
     // is checked against C or V first, and the model is built once every line has been read.
     const auto numbers = [&](std::size_t skip, std::size_t count, std::vector<double>& out) {
       f = detail::split_fields(t);
       if (f.size() != skip + count)
-        fail(lines.number(), "expected " + std::to_string(count) + " numbers", t);
+        read_error(lines.number(), "expected " + std::to_string(count) + " numbers", t);
       for (std::size_t i = 0; i < count; ++i) {
         double x = 0.0;
         if (!detail::parse_double(f[skip + i], x) || !std::isfinite(x))
-          fail(lines.number(), "every parameter must be a finite number", f[skip + i]);
+          read_error(lines.number(), "every parameter must be a finite number", f[skip + i]);
         out.push_back(x);
       }
     };
     need("the 'bias' line");
-    if (t.substr(0, 4) != "bias") fail(lines.number(), "expected the 'bias' line", t);
+    if (t.substr(0, 4) != "bias") read_error(lines.number(), "expected the 'bias' line", t);
     std::vector<double> bias;
     numbers(1, classes, bias);
     std::vector<double> weights;  // row-major C x V, grown line by line
