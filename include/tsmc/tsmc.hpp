@@ -52,6 +52,7 @@
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/ngram.hpp>
 #include <tsmc/models/text_io.hpp>
+#include <tsmc/models/transformer.hpp>
 #include <tsmc/models/word_tokenizer.hpp>
 
 #include <tsmc/corpus/story_grammar.hpp>

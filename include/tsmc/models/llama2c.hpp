@@ -3,562 +3,114 @@
 /// @brief tsmc::llama2c::model: a llama2.c transformer (Llama-2 architecture: RMSNorm, RoPE,
 /// grouped-query attention, SwiGLU) as a batched tsmc::LanguageModel with a per-slot KV cache.
 ///
-/// Every step applies each weight matrix to all K particles at once (one float32 matrix-matrix
-/// product per weight, Eigen); attention reads each slot's own cache. log_probs writes rows
-/// normalised in double (the float logits' logsumexp taken in double), which the sampler takes as
-/// exact. features() is the final normalised hidden state, K x dim.
+/// The model is the llama2.c loader of the shared transformer engine
+/// (tsmc::transformer::engine, models/transformer.hpp): the checkpoint's header becomes the
+/// engine's config (RoPE base 10000, RMSNorm epsilon 1e-5, interleaved RoPE pairs, no biases) and
+/// its arrays the engine's weight views. Every step applies each weight matrix to all K particles
+/// at once (one float32 matrix-matrix product per weight, Eigen); attention reads each slot's own
+/// cache. log_probs writes rows normalised in double (the float logits' logsumexp taken in
+/// double), which the sampler takes as exact. features() is the final normalised hidden state,
+/// K x dim.
 
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
-#include <tsmc/core/parallel.hpp>
-#include <tsmc/core/types.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
+#include <tsmc/models/transformer.hpp>
 
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <memory>
-#include <span>
-#include <string>
-#include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <utility>
 
 namespace tsmc::llama2c {
 
 /// @brief A K x V matrix of float logits, row-major.
-using logit_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using logit_matrix = transformer::logit_matrix;
 
-/// @brief A llama2.c model over K particles driven in lock-step (models tsmc::ModelWithFeatures).
+namespace detail {
+
+/// The engine's config for a checkpoint's header.
+[[nodiscard]] inline transformer::config engine_config(const config& c) {
+  return transformer::config{.dim = static_cast<std::size_t>(c.dim),
+                             .hidden_dim = static_cast<std::size_t>(c.hidden_dim),
+                             .n_layers = static_cast<std::size_t>(c.n_layers),
+                             .n_heads = static_cast<std::size_t>(c.n_heads),
+                             .n_kv_heads = static_cast<std::size_t>(c.n_kv_heads),
+                             .vocab_size = static_cast<std::size_t>(c.vocab_size),
+                             .seq_len = static_cast<std::size_t>(c.seq_len),
+                             .rope_freq_base = 10000.0,
+                             .rms_epsilon = 1e-5f,
+                             .rope = transformer::rope_style::interleaved};
+}
+
+/// The engine's weight views into a checkpoint (float32 throughout).
+[[nodiscard]] inline transformer::weights_view engine_weights(const checkpoint& w) {
+  auto view = [](const checkpoint::matrix_view& m) {
+    return transformer::matrix_view{.type = transformer::weight_type::f32,
+                                    .data = m.data(),
+                                    .rows = static_cast<std::size_t>(m.rows()),
+                                    .cols = static_cast<std::size_t>(m.cols())};
+  };
+  transformer::weights_view out;
+  out.token_embedding = view(w.token_embedding());
+  const auto layers = static_cast<std::size_t>(w.configuration().n_layers);
+  out.layers.resize(layers);
+  for (std::size_t l = 0; l < layers; ++l) {
+    transformer::layer_view& layer = out.layers[l];
+    layer.rms_att = w.rms_att(l).data();
+    layer.wq = view(w.wq(l));
+    layer.wk = view(w.wk(l));
+    layer.wv = view(w.wv(l));
+    layer.wo = view(w.wo(l));
+    layer.rms_ffn = w.rms_ffn(l).data();
+    layer.w1 = view(w.w1(l));
+    layer.w2 = view(w.w2(l));
+    layer.w3 = view(w.w3(l));
+  }
+  out.rms_final = w.rms_final().data();
+  out.classifier = view(w.wcls());
+  return out;
+}
+
+/// The checkpoint, checked non-null for llama2c::model's constructor.
+[[nodiscard]] inline const std::shared_ptr<const checkpoint>& non_null(const std::shared_ptr<const checkpoint>& w) {
+  check_argument(w != nullptr, "llama2c::model::model", "weights", "must not be null", "nullptr");
+  return w;
+}
+
+}  // namespace detail
+
+/// @brief A llama2.c model over K particles driven in lock-step (models tsmc::ModelWithFeatures):
+/// the llama2.c loader of tsmc::transformer::engine, which documents the state and the calls
+/// (start, append, log_probs, logits, reorder, reserve, features, set_plain_reorder).
 ///
-/// State: a KV cache per slot (n_layers x length x kv_dim keys and values), the length shared by
-/// all slots, and the final normalised hidden state of each slot's last token (features()).
-///
-/// * start(prompt, K) runs the prompt once, as one sequence (slot 0; up to 64 positions per
-///   pass, each weight applied to all of them in one GEMM, attention causal among them), then
-///   copies its cache rows and hidden state into the other K - 1 slots. The prompt must be non-empty: llama2.c models
-///   begin with BOS (token 1), so pass {1} (or the tokenizer's encode with BOS) to sample from
-///   the start of a text; start({}) throws.
-/// * append(tokens) runs one token per slot through the network at position length(): one GEMM
-///   per weight for all K slots, the new keys and values written straight into the cache.
-/// * log_probs(out) computes the logits of the K slots (one GEMM with the classifier) and writes
-///   log-softmax rows in double; log_probs(out, active) computes only the active rows and leaves
-///   the other rows of out untouched.
-/// * reorder(ancestors) copies the cache rows and hidden state of slot ancestors[k] into slot k
-///   where ancestors[k] != k only (slot-stable ancestors: the dead slots), counted by
-///   copied_slots() and copied_rows(); any ancestor vector is handled (a non-slot-stable one
-///   through a snapshot of the sources). set_plain_reorder(true) copies every slot from a
-///   snapshot instead, the reference form the optimisation is checked against (bit-identical).
-///
-/// The cache grows by doubling (never beyond seq_len) as the sequence lengthens, copying its rows
-/// when it grows; reserve(n) allocates room for n positions at once. The model holds the
+/// Error messages name the functions "llama2c::model::start" and so on. The model holds the
 /// checkpoint through a shared pointer, so several models (say one per thread, or a sampler's and
 /// an exact sampler's) share one copy of the weights.
-class model {
+class model : public transformer::engine {
  public:
   /// @brief A model over a loaded checkpoint (shared, not copied).
   /// @param weights the checkpoint
   /// @throw tsmc::invalid_argument if weights is null
-  explicit model(std::shared_ptr<const checkpoint> weights) : weights_(std::move(weights)) {
-    check_argument(weights_ != nullptr, "llama2c::model::model", "weights", "must not be null", "nullptr");
-    init();
-  }
+  explicit model(std::shared_ptr<const checkpoint> weights)
+      : transformer::engine(detail::engine_config(detail::non_null(weights)->configuration()),
+                            detail::engine_weights(*detail::non_null(weights)), weights, "llama2c::model"),
+        weights_(std::move(weights)) {}
 
   /// @brief Loads a checkpoint file and builds a model over it.
   /// @param path the .bin file
   /// @param mode how the weights are loaded (memory-mapped by default)
   /// @throw tsmc::runtime_error naming the file and the field on a bad file
   explicit model(const std::filesystem::path& path, load_mode mode = load_mode::automatic)
-      : weights_(std::make_shared<const checkpoint>(path, mode)) {
-    init();
-  }
+      : model(std::make_shared<const checkpoint>(path, mode)) {}
 
-  /// @brief The vocabulary size V.
-  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
-  /// @brief The checkpoint's seq_len: the longest prompt + generation (prompt + horizon) accepted.
-  [[nodiscard]] std::size_t max_length() const noexcept { return seq_len_; }
-  /// @brief The width d of features().
-  [[nodiscard]] std::size_t feature_dim() const noexcept { return dim_; }
   /// @brief The checkpoint's config.
   [[nodiscard]] const config& configuration() const noexcept { return weights_->configuration(); }
   /// @brief The shared checkpoint.
   [[nodiscard]] const std::shared_ptr<const checkpoint>& weights() const noexcept { return weights_; }
-  /// @brief The number of particles K of the current run (0 before start).
-  [[nodiscard]] std::size_t particles() const noexcept { return particles_; }
-  /// @brief The number of positions in every slot's cache (prompt + appended tokens).
-  [[nodiscard]] std::size_t length() const noexcept { return length_; }
-  /// @brief The number of positions the cache has room for.
-  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
-  /// @brief Slots copied by reorder since the last start (one per k with ancestors[k] != k; all K
-  /// per reorder with set_plain_reorder(true)).
-  [[nodiscard]] std::size_t copied_slots() const noexcept { return copied_slots_; }
-  /// @brief Cache rows copied by reorder since the last start; a row is one slot's key and value
-  /// vectors (2 kv_dim floats) at one layer and one position.
-  [[nodiscard]] std::size_t copied_rows() const noexcept { return copied_rows_; }
-
-  /// @brief Chooses how reorder moves the cache: false (the default) copies only the slots whose
-  /// ancestor is another slot, in place when no source is itself overwritten (slot-stable
-  /// ancestors, what the sampler passes); true is the plain reference form, which snapshots the
-  /// whole cache and hidden state and copies every slot k from the snapshot of slot ancestors[k].
-  /// Both give bit-identical states (tests/reliability/reproducibility_test.cpp); the plain form
-  /// costs K slot copies and a snapshot per reorder and is meant for checking the optimisation.
-  /// @param plain use the plain reorder
-  void set_plain_reorder(bool plain) noexcept { plain_reorder_ = plain; }
-  /// @brief Whether reorder uses the plain form (see set_plain_reorder).
-  [[nodiscard]] bool plain_reorder() const noexcept { return plain_reorder_; }
-
-  /// @brief The final normalised hidden state of each slot's last token, K x dim (row k feeds
-  /// the classifier for particle k's next token).
-  [[nodiscard]] const feature_matrix& features() const noexcept { return features_; }
-
-  /// @brief Makes room for `positions` cache positions per slot for the current K (before or
-  /// after start; start keeps the room when K does not change).
-  /// @param positions at most max_length()
-  /// @throw tsmc::invalid_argument if positions > max_length()
-  void reserve(std::size_t positions) {
-    check_argument(positions <= seq_len_, "llama2c::model::reserve", "positions",
-                   "must be <= max_length() " + std::to_string(seq_len_), positions);
-    if (positions > capacity_) grow(positions, true);
-  }
-
-  /// @brief Runs the prompt once and positions K particles after it.
-  /// @param prompt the prompt s_0 (non-empty; llama2.c models start from BOS = 1)
-  /// @param particles K
-  /// @throw tsmc::invalid_argument if particles is 0, the prompt is empty or longer than
-  /// max_length(), or a token is outside [0, V)
-  void start(std::span<const token> prompt, std::size_t particles) {
-    constexpr const char* function = "llama2c::model::start";
-    check_positive(function, "particles", particles);
-    check_argument(!prompt.empty(), function, "prompt.size()",
-                   "must be positive (llama2.c models start from BOS: pass {1})", prompt.size());
-    check_argument(prompt.size() <= seq_len_, function, "prompt.size()",
-                   "must be <= max_length() " + std::to_string(seq_len_), prompt.size());
-    check_tokens(prompt, vocab_, function, "prompt");
-    const std::size_t want = std::min(seq_len_, std::max(capacity_, prompt.size() + growth_slack));
-    if (particles != particles_ || want != capacity_) {
-      particles_ = particles;
-      capacity_ = 0;
-      grow(want, false);
-    }
-    resize_work(particles, std::min(prompt.size(), prefill_chunk));
-    length_ = 0;
-    copied_slots_ = 0;
-    copied_rows_ = 0;
-    logits_ready_ = false;
-    // The prompt, as one sequence in slot 0, up to prefill_chunk positions per pass (each
-    // weight applied to the chunk's positions in one GEMM, attention causal within the chunk).
-    for (std::size_t from = 0; from < prompt.size(); from += prefill_chunk) {
-      const std::size_t n = std::min(prefill_chunk, prompt.size() - from);
-      forward(prompt.subspan(from, n), n, true);
-      length_ += n;
-    }
-    final_norm(static_cast<Eigen::Index>((prompt.size() - 1) % prefill_chunk), 0);  // the last chunk's last row
-    // Copy slot 0's rows and hidden state into every other slot.
-    const std::size_t row = kv_dim_ * length_;
-    for (std::size_t l = 0; l < layers_; ++l)
-      for (std::size_t k = 1; k < particles_; ++k) {
-        std::memcpy(key_row(l, k, 0), key_row(l, 0, 0), row * sizeof(float));
-        std::memcpy(value_row(l, k, 0), value_row(l, 0, 0), row * sizeof(float));
-      }
-    for (std::size_t k = 1; k < particles_; ++k) features_.row(static_cast<Eigen::Index>(k)) = features_.row(0);
-  }
-
-  /// @brief Writes the K x V next-token log-probabilities, each row the log-softmax of the float
-  /// logits computed in double.
-  /// @param out K x V
-  /// @throw tsmc::invalid_argument if out is not K x V or start has not been called
-  void log_probs(log_prob_ref out) {
-    check_out(out, "llama2c::model::log_probs");
-    compute_logits(nullptr);
-    const auto K = static_cast<std::int64_t>(particles_);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (particles_ * vocab_ >= parallel_entries)
-#endif
-    for (std::int64_t k = 0; k < K; ++k) write_row(out, static_cast<std::size_t>(k), static_cast<std::size_t>(k));
-  }
-
-  /// @brief Writes the log-probabilities of the active rows only (active[k] != 0); the other
-  /// rows of out are left as they were and cost nothing.
-  /// @param out K x V
-  /// @param active K flags
-  /// @throw tsmc::invalid_argument if out is not K x V, active.size() != K or start has not been called
-  void log_probs(log_prob_ref out, std::span<const std::uint8_t> active) {
-    constexpr const char* function = "llama2c::model::log_probs";
-    check_out(out, function);
-    check_size(function, "active.size()", active.size(), "the number of particles", particles_);
-    compute_logits(&active);
-    packed_rows_.clear();
-    for (std::size_t k = 0; k < particles_; ++k)
-      if (active[k]) packed_rows_.push_back(k);
-    const auto n = static_cast<std::int64_t>(packed_rows_.size());
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (packed_rows_.size() * vocab_ >= parallel_entries)
-#endif
-    for (std::int64_t i = 0; i < n; ++i)
-      write_row(out, packed_rows_[static_cast<std::size_t>(i)], static_cast<std::size_t>(i));
-  }
-
-  /// @brief Writes the K x V float logits (wcls times features()).
-  /// @param out K x V
-  /// @throw tsmc::invalid_argument if out is not K x V or start has not been called
-  void logits(Eigen::Ref<logit_matrix> out) {
-    constexpr const char* function = "llama2c::model::logits";
-    check_started(function);
-    check_size(function, "out.rows()", out.rows(), "the number of particles", particles_);
-    check_size(function, "out.cols()", out.cols(), "the vocabulary size", vocab_);
-    compute_logits(nullptr);
-    out = logits_.topRows(static_cast<Eigen::Index>(particles_));
-  }
-
-  /// @brief Extends slot k by tokens[k]: one forward step of all K slots at position length().
-  /// @param tokens K tokens
-  /// @throw tsmc::invalid_argument if start has not been called, tokens.size() != K, a token is
-  /// outside [0, V), or the sequence already has max_length() positions
-  void append(std::span<const token> tokens) {
-    constexpr const char* function = "llama2c::model::append";
-    check_started(function);
-    check_size(function, "tokens.size()", tokens.size(), "the number of particles", particles_);
-    check_tokens(tokens, vocab_, function, "tokens");
-    check_argument(length_ < seq_len_, function, "length()",
-                   "must be < max_length() " + std::to_string(seq_len_) + " to append", length_);
-    if (length_ + 1 > capacity_) grow(std::min(seq_len_, std::max(2 * capacity_, length_ + 1)), true);
-    forward(tokens, particles_, false);
-    for (std::size_t k = 0; k < particles_; ++k) final_norm(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(k));
-    ++length_;
-    logits_ready_ = false;
-  }
-
-  /// @brief Slot k takes the state of slot ancestors[k] (cache rows 0..length()-1 of every
-  /// layer, and the hidden state), copied only where ancestors[k] != k.
-  /// @param ancestors K indices in [0, K)
-  /// @throw tsmc::invalid_argument if start has not been called, ancestors.size() != K or an
-  /// index is outside [0, K)
-  void reorder(std::span<const particle_index> ancestors) {
-    constexpr const char* function = "llama2c::model::reorder";
-    check_started(function);
-    check_size(function, "ancestors.size()", ancestors.size(), "the number of particles", particles_);
-    bool in_place = true;
-    std::size_t copies = 0;
-    for (std::size_t k = 0; k < particles_; ++k) {
-      const particle_index a = ancestors[k];
-      if (a >= particles_)
-        throw_invalid_argument(function, "ancestors[" + std::to_string(k) + "]",
-                               "must be < " + std::to_string(particles_), a);
-      if (a != k) {
-        ++copies;
-        in_place = in_place && ancestors[a] == a;
-      }
-    }
-    const std::size_t row = kv_dim_ * length_;
-    if (plain_reorder_) {
-      // The reference form: every slot from a snapshot, whatever its ancestor.
-      const std::vector<float> keys = keys_, values = values_;
-      const feature_matrix hidden = features_;
-      for (std::size_t l = 0; l < layers_; ++l)
-        for (std::size_t k = 0; k < particles_; ++k) {
-          std::memcpy(key_row(l, k, 0), keys.data() + offset(l, ancestors[k], 0), row * sizeof(float));
-          std::memcpy(value_row(l, k, 0), values.data() + offset(l, ancestors[k], 0), row * sizeof(float));
-        }
-      for (std::size_t k = 0; k < particles_; ++k)
-        features_.row(static_cast<Eigen::Index>(k)) = hidden.row(static_cast<Eigen::Index>(ancestors[k]));
-      copied_slots_ += particles_;
-      copied_rows_ += particles_ * layers_ * length_;
-      logits_ready_ = false;
-      return;
-    }
-    if (copies == 0) return;
-    if (in_place) {
-      for (std::size_t l = 0; l < layers_; ++l)
-        for (std::size_t k = 0; k < particles_; ++k)
-          if (ancestors[k] != k) {
-            std::memcpy(key_row(l, k, 0), key_row(l, ancestors[k], 0), row * sizeof(float));
-            std::memcpy(value_row(l, k, 0), value_row(l, ancestors[k], 0), row * sizeof(float));
-          }
-      for (std::size_t k = 0; k < particles_; ++k)
-        if (ancestors[k] != k)
-          features_.row(static_cast<Eigen::Index>(k)) = features_.row(static_cast<Eigen::Index>(ancestors[k]));
-    } else {
-      // A source is itself overwritten: copy from snapshots of the old cache and hidden state.
-      const std::vector<float> keys = keys_, values = values_;
-      const feature_matrix hidden = features_;
-      for (std::size_t l = 0; l < layers_; ++l)
-        for (std::size_t k = 0; k < particles_; ++k)
-          if (ancestors[k] != k) {
-            std::memcpy(key_row(l, k, 0), keys.data() + offset(l, ancestors[k], 0), row * sizeof(float));
-            std::memcpy(value_row(l, k, 0), values.data() + offset(l, ancestors[k], 0), row * sizeof(float));
-          }
-      for (std::size_t k = 0; k < particles_; ++k)
-        if (ancestors[k] != k)
-          features_.row(static_cast<Eigen::Index>(k)) = hidden.row(static_cast<Eigen::Index>(ancestors[k]));
-    }
-    copied_slots_ += copies;
-    copied_rows_ += copies * layers_ * length_;
-    logits_ready_ = false;
-  }
 
  private:
-  using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using strided_rows = Eigen::Map<row_matrix, 0, Eigen::OuterStride<>>;
-  using const_strided_rows = Eigen::Map<const row_matrix, 0, Eigen::OuterStride<>>;
-
-  static constexpr std::size_t growth_slack = 64;   // positions added to the prompt's at start
-  static constexpr std::size_t prefill_chunk = 64;  // prompt positions per forward pass at start
-  static constexpr float rms_epsilon = 1e-5f;
-  static constexpr std::size_t parallel_entries = 65536;  // K x V entries from which rows go parallel
-
-  void init() {
-    const config& c = weights_->configuration();
-    dim_ = static_cast<std::size_t>(c.dim);
-    hidden_ = static_cast<std::size_t>(c.hidden_dim);
-    layers_ = static_cast<std::size_t>(c.n_layers);
-    heads_ = static_cast<std::size_t>(c.n_heads);
-    kv_heads_ = static_cast<std::size_t>(c.n_kv_heads);
-    head_size_ = c.head_size();
-    kv_dim_ = c.kv_dim();
-    vocab_ = static_cast<std::size_t>(c.vocab_size);
-    seq_len_ = static_cast<std::size_t>(c.seq_len);
-    // RoPE table: cos and sin of pos * 10000^(-i / head_size) for even i, computed in double.
-    const std::size_t half = head_size_ / 2;
-    rope_cos_.resize(seq_len_ * half);
-    rope_sin_.resize(seq_len_ * half);
-    for (std::size_t pos = 0; pos < seq_len_; ++pos)
-      for (std::size_t j = 0; j < half; ++j) {
-        const double freq = std::pow(10000.0, -static_cast<double>(2 * j) / static_cast<double>(head_size_));
-        const double angle = static_cast<double>(pos) * freq;
-        rope_cos_[pos * half + j] = static_cast<float>(std::cos(angle));
-        rope_sin_[pos * half + j] = static_cast<float>(std::sin(angle));
-      }
-  }
-
-  void check_started(const char* function) const {
-    check_argument(particles_ > 0, function, "start", "must be called first", "no run started");
-  }
-
-  void check_out(const log_prob_ref& out, const char* function) const {
-    check_started(function);
-    check_size(function, "out.rows()", out.rows(), "the number of particles", particles_);
-    check_size(function, "out.cols()", out.cols(), "the vocabulary size", vocab_);
-  }
-
-  // Work rows: max(K, prompt rows per pass); features_, packed_ and logits_ have K rows.
-  void resize_work(std::size_t k, std::size_t prefill_rows) {
-    const auto K = static_cast<Eigen::Index>(k);
-    const auto W = static_cast<Eigen::Index>(std::max(k, prefill_rows));
-    x_.resize(W, static_cast<Eigen::Index>(dim_));
-    xb_.resize(W, static_cast<Eigen::Index>(dim_));
-    q_.resize(W, static_cast<Eigen::Index>(dim_));
-    attn_.resize(W, static_cast<Eigen::Index>(dim_));
-    h1_.resize(W, static_cast<Eigen::Index>(hidden_));
-    h3_.resize(W, static_cast<Eigen::Index>(hidden_));
-    features_.resize(K, static_cast<Eigen::Index>(dim_));
-    packed_.resize(K, static_cast<Eigen::Index>(dim_));
-    logits_.resize(K, static_cast<Eigen::Index>(vocab_));
-    scores_.clear();
-    ensure_scores();
-  }
-
-  // One attention scores buffer (seq_len x heads per kv head) per OpenMP thread that may run.
-  void ensure_scores() {
-#ifdef _OPENMP
-    const auto threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
-#else
-    const std::size_t threads = 1;
-#endif
-    while (scores_.size() < threads)
-      scores_.emplace_back(static_cast<Eigen::Index>(seq_len_), static_cast<Eigen::Index>(heads_ / kv_heads_));
-  }
-
-  // Cache layout: [layer][slot][position][kv_dim], so one slot's rows of a layer are contiguous.
-  [[nodiscard]] std::size_t offset(std::size_t l, std::size_t k, std::size_t pos) const noexcept {
-    return ((l * particles_ + k) * capacity_ + pos) * kv_dim_;
-  }
-  [[nodiscard]] float* key_row(std::size_t l, std::size_t k, std::size_t pos) noexcept {
-    return keys_.data() + offset(l, k, pos);
-  }
-  [[nodiscard]] float* value_row(std::size_t l, std::size_t k, std::size_t pos) noexcept {
-    return values_.data() + offset(l, k, pos);
-  }
-
-  // Resizes the cache to `positions` per slot for particles_ slots, keeping rows 0..length_-1
-  // when `keep` is set.
-  void grow(std::size_t positions, bool keep) {
-    const std::size_t old_capacity = capacity_;
-    const std::size_t total = layers_ * particles_ * positions * kv_dim_;
-    if (!keep || old_capacity == 0 || length_ == 0) {
-      keys_.resize(total);
-      values_.resize(total);
-      capacity_ = positions;
-      return;
-    }
-    std::vector<float> keys(total), values(total);
-    const std::size_t row = length_ * kv_dim_;
-    for (std::size_t l = 0; l < layers_; ++l)
-      for (std::size_t k = 0; k < particles_; ++k) {
-        const std::size_t from = ((l * particles_ + k) * old_capacity) * kv_dim_;
-        const std::size_t to = ((l * particles_ + k) * positions) * kv_dim_;
-        std::memcpy(keys.data() + to, keys_.data() + from, row * sizeof(float));
-        std::memcpy(values.data() + to, values_.data() + from, row * sizeof(float));
-      }
-    keys_.swap(keys);
-    values_.swap(values);
-    capacity_ = positions;
-  }
-
-  // rmsnorm of the first n rows of in into out: out_i = w_i x_i / sqrt(mean(x^2) + eps).
-  void rmsnorm(const row_matrix& in, const checkpoint::vector_view& w, row_matrix& out, std::size_t n) const {
-    const float inv_dim = 1.0f / static_cast<float>(dim_);
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto r = static_cast<Eigen::Index>(k);
-      const float scale = 1.0f / std::sqrt(in.row(r).squaredNorm() * inv_dim + rms_epsilon);
-      out.row(r).array() = in.row(r).array() * w.transpose().array() * scale;
-    }
-  }
-
-  // RoPE on the first `width` entries of a row at position pos.
-  void rope(float* v, std::size_t width, std::size_t pos) const noexcept {
-    const std::size_t half = head_size_ / 2;
-    const float* c = rope_cos_.data() + pos * half;
-    const float* s = rope_sin_.data() + pos * half;
-    for (std::size_t i = 0; i < width; i += 2) {
-      const std::size_t j = (i % head_size_) / 2;
-      const float a = v[i], b = v[i + 1];
-      v[i] = a * c[j] - b * s[j];
-      v[i + 1] = a * s[j] + b * c[j];
-    }
-  }
-
-  // Final RMS norm of residual row r into features_ row k.
-  void final_norm(Eigen::Index r, Eigen::Index k) {
-    const auto w = weights_->rms_final();
-    const float scale =
-        1.0f / std::sqrt(x_.row(r).squaredNorm() / static_cast<float>(dim_) + rms_epsilon);
-    features_.row(k).array() = x_.row(r).array() * w.transpose().array() * scale;
-  }
-
-  // One forward pass of n rows of tokens, leaving the residual stream in x_ rows 0..n-1 and the
-  // new keys and values in the cache. Decoding (prefill == false): row k is slot k at position
-  // length_. Prefill: row r is slot 0 at position length_ + r (attention causal within the rows).
-  void forward(std::span<const token> tokens, std::size_t n, bool prefill) {
-    const checkpoint& w = *weights_;
-    const auto N = static_cast<Eigen::Index>(n);
-    const auto emb = w.token_embedding();
-    for (std::size_t r = 0; r < n; ++r) x_.row(static_cast<Eigen::Index>(r)) = emb.row(tokens[r]);
-    const auto kv = static_cast<Eigen::Index>(kv_dim_);
-    // Rows of the new keys/values in the cache: consecutive slots, or consecutive positions.
-    const auto stride = static_cast<Eigen::Index>(prefill ? kv_dim_ : capacity_ * kv_dim_);
-    const std::size_t rep = heads_ / kv_heads_;
-    const auto hs = static_cast<Eigen::Index>(head_size_);
-    const auto R = static_cast<Eigen::Index>(rep);
-    const float inv_sqrt_hs = 1.0f / std::sqrt(static_cast<float>(head_size_));
-    ensure_scores();
-    auto slot_of = [&](std::size_t r) { return prefill ? std::size_t{0} : r; };
-    auto position_of = [&](std::size_t r) { return prefill ? length_ + r : length_; };
-
-    for (std::size_t l = 0; l < layers_; ++l) {
-      rmsnorm(x_, w.rms_att(l), xb_, n);
-      const auto xb = xb_.topRows(N);
-      tsmc::detail::tiled_product(q_.topRows(N), xb, w.wq(l).transpose());
-      strided_rows k_new(key_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
-      strided_rows v_new(value_row(l, 0, length_), N, kv, Eigen::OuterStride<>(stride));
-      tsmc::detail::tiled_product(k_new, xb, w.wk(l).transpose());
-      tsmc::detail::tiled_product(v_new, xb, w.wv(l).transpose());
-      for (std::size_t r = 0; r < n; ++r) {
-        rope(q_.row(static_cast<Eigen::Index>(r)).data(), dim_, position_of(r));
-        rope(key_row(l, slot_of(r), position_of(r)), kv_dim_, position_of(r));
-      }
-      // Attention: per row and kv head g, the rep query heads sharing it form an R x hs block.
-      // Rows are independent (each reads its own slot's cache): decoding runs them in parallel,
-      // each thread with its own scores buffer, so results do not depend on the thread count.
-      const auto rows = static_cast<std::int64_t>(n);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (!prefill && n * (length_ + 1) * dim_ >= parallel_entries)
-#endif
-      for (std::int64_t rs = 0; rs < rows; ++rs) {
-        const auto r = static_cast<std::size_t>(rs);
-#ifdef _OPENMP
-        Eigen::MatrixXf& scores_buffer = scores_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-        Eigen::MatrixXf& scores_buffer = scores_[0];
-#endif
-        const std::size_t k = slot_of(r);
-        const auto T = static_cast<Eigen::Index>(position_of(r) + 1);
-        for (std::size_t g = 0; g < kv_heads_; ++g) {
-          const_strided_rows keys(key_row(l, k, 0) + g * head_size_, T, hs, Eigen::OuterStride<>(kv));
-          const_strided_rows values(value_row(l, k, 0) + g * head_size_, T, hs, Eigen::OuterStride<>(kv));
-          Eigen::Map<const row_matrix> query(q_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
-          Eigen::Map<row_matrix> out(attn_.row(static_cast<Eigen::Index>(r)).data() + g * rep * head_size_, R, hs);
-          auto scores = scores_buffer.topRows(T);
-          scores.noalias() = keys * query.transpose();  // T x R
-          for (Eigen::Index c = 0; c < R; ++c) {
-            auto col = scores.col(c).array();
-            col *= inv_sqrt_hs;
-            const float max = col.maxCoeff();
-            col = (col - max).exp();
-            col *= 1.0f / col.sum();
-          }
-          out.noalias() = scores.transpose() * values;  // R x hs
-        }
-      }
-      tsmc::detail::tiled_product(x_.topRows(N), attn_.topRows(N), w.wo(l).transpose(), true);
-      rmsnorm(x_, w.rms_ffn(l), xb_, n);
-      tsmc::detail::tiled_product(h1_.topRows(N), xb, w.w1(l).transpose());
-      tsmc::detail::tiled_product(h3_.topRows(N), xb, w.w3(l).transpose());
-      auto h1 = h1_.topRows(N).array();
-      h1 = h1 / (1.0f + (-h1).exp()) * h3_.topRows(N).array();
-      tsmc::detail::tiled_product(x_.topRows(N), h1_.topRows(N), w.w2(l).transpose(), true);
-    }
-  }
-
-  // Logits of every slot (active == nullptr) or of the active ones packed in order.
-  void compute_logits(const std::span<const std::uint8_t>* active) {
-    const auto wcls = weights_->wcls();
-    if (active == nullptr) {
-      if (logits_ready_) return;
-      tsmc::detail::tiled_product(logits_, features_, wcls.transpose());
-      logits_ready_ = true;
-      return;
-    }
-    std::size_t n = 0;
-    for (std::size_t k = 0; k < particles_; ++k)
-      if ((*active)[k]) packed_.row(static_cast<Eigen::Index>(n++)) = features_.row(static_cast<Eigen::Index>(k));
-    const auto N = static_cast<Eigen::Index>(n);
-    if (n > 0) tsmc::detail::tiled_product(logits_.topRows(N), packed_.topRows(N), wcls.transpose());
-    logits_ready_ = false;  // rows are packed: not the full matrix
-  }
-
-  // out.row(k) = log-softmax of logits_ row `from`, normalised in double.
-  void write_row(log_prob_ref& out, std::size_t k, std::size_t from) const {
-    const auto logit = logits_.row(static_cast<Eigen::Index>(from)).array().cast<double>();
-    const double max = logit.maxCoeff();
-    const double lse = max + std::log((logit - max).exp().sum());
-    out.row(static_cast<Eigen::Index>(k)).array() = logit - lse;
-  }
-
   std::shared_ptr<const checkpoint> weights_;
-  std::size_t dim_ = 0, hidden_ = 0, layers_ = 0, heads_ = 0, kv_heads_ = 0, head_size_ = 0, kv_dim_ = 0,
-              vocab_ = 0, seq_len_ = 0;
-  std::vector<float> rope_cos_, rope_sin_;
-
-  std::size_t particles_ = 0;
-  std::size_t length_ = 0;
-  std::size_t capacity_ = 0;
-  std::vector<float> keys_, values_;
-  row_matrix x_, xb_, q_, attn_, h1_, h3_, packed_;
-  feature_matrix features_;
-  logit_matrix logits_;
-  std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
-  std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
-  bool logits_ready_ = false;
-  bool plain_reorder_ = false;
-  std::size_t copied_slots_ = 0;
-  std::size_t copied_rows_ = 0;
 };
 
 static_assert(ModelWithFeatures<model>, "tsmc::llama2c::model must model tsmc::ModelWithFeatures");
