@@ -2,8 +2,11 @@
 /// @file
 /// @brief The model choice of the example programs (flagship, red_team, sentiment, infilling):
 /// the built-in n-gram world by default, `--arpa model.arpa` (an n-gram model read from a KenLM
-/// or SRILM ARPA file), or `--llama2c model.bin --tokenizer tokenizer.bin` (a llama2.c
-/// checkpoint such as stories15M.bin, with `--prompt` text). Whatever the model, the programs'
+/// or SRILM ARPA file), `--llama2c model.bin --tokenizer tokenizer.bin` (a llama2.c
+/// checkpoint such as stories15M.bin, with `--prompt` text), or `--gguf model.gguf` (a
+/// Llama-family GGUF file, llama or qwen2, F32 / F16 / BF16 / Q8_0, with the tokenizer in it).
+/// Both transformers run as a tsmc::transformer::engine (the engine both loaders derive from),
+/// so each program's body is compiled for two model types only. Whatever the model, the programs'
 /// classifiers (the harm score of red_team and flagship, the sentiment classes) are bag-of-words
 /// classifiers trained on the built-in story grammar's labelled sentences, tokenised with the
 /// chosen model's tokenizer (its ARPA vocabulary, or the llama2.c BPE), so that they score the
@@ -18,6 +21,7 @@
 /// runs.
 #include "example_world.hpp"
 
+#include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/tsmc.hpp>
@@ -41,6 +45,7 @@ struct model_options {
   std::string arpa;       ///< --arpa: an ARPA file (empty: not given)
   std::string llama2c;    ///< --llama2c: a llama2.c checkpoint (empty: not given)
   std::string tokenizer;  ///< --tokenizer: the checkpoint's tokenizer.bin
+  std::string gguf;       ///< --gguf: a Llama-family GGUF file (empty: not given)
   std::string prompt;     ///< --prompt: the prompt text (empty: the model's default)
 };
 
@@ -62,16 +67,23 @@ inline void add_model_options(CLI::App& app, model_options& m) {
   CLI::Option* tokenizer =
       app.add_option("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)")
           ->check(CLI::ExistingFile);
+  CLI::Option* gguf = app.add_option("--gguf", m.gguf,
+                                     "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" "
+                                     "tokenizer); sequences end at its EOS token")
+                          ->check(CLI::ExistingFile);
   app.add_option("--prompt", m.prompt,
-                 "the prompt text (default: \"the\"; with --llama2c: \"Once upon a time\")");
+                 "the prompt text (default: \"the\"; with --llama2c or --gguf: \"Once upon a time\")");
   arpa->excludes(llama);
+  gguf->excludes(arpa);
+  gguf->excludes(llama);
+  gguf->excludes(tokenizer);
   llama->needs(tokenizer);
   tokenizer->needs(llama);
 }
 
 /// @brief p0 and what a program needs around it: the prompt, the end token, the text of a
 /// sample, and the two classifiers trained on the built-in grammar in the model's tokens.
-/// @tparam Model tsmc::ngram_model or tsmc::llama2c::model
+/// @tparam Model tsmc::ngram_model or tsmc::transformer::engine (--llama2c, --gguf)
 template <class Model>
 struct model_world {
   Model model;                                ///< p0
@@ -79,7 +91,7 @@ struct model_world {
   bool builtin = false;                       ///< the built-in trigram (no file)
   std::string prompt_text;                    ///< the prompt as text
   tsmc::token_sequence prompt;                ///< the prompt's tokens (what the model starts from)
-  std::optional<tsmc::token> end_token;       ///< none for the n-gram models, BOS (1) for llama2.c
+  std::optional<tsmc::token> end_token;       ///< none for the n-gram models, BOS (1) for llama2.c, EOS for GGUF
   tsmc::bag_of_words_classifier sentiment;    ///< 3 classes (tsmc::sentiment), in the model's tokens
   tsmc::bag_of_words_classifier harmful;      ///< 2 classes: 1 = the grammar's rare "harmful" attribute
   std::size_t feature_dim = 0;                ///< the width of model.features()
@@ -92,10 +104,9 @@ struct model_world {
 /// sampler drives the first (infilling): a copy of an n-gram model.
 inline tsmc::ngram_model query_model(const tsmc::ngram_model& model) { return model; }
 
-/// @brief A second llama2.c model over the same (shared) weights.
-inline tsmc::llama2c::model query_model(const tsmc::llama2c::model& model) {
-  return tsmc::llama2c::model(model.weights());
-}
+/// @brief A second transformer over the same (shared) weights: a copy of the engine (the copy
+/// shares the weights; its own cache is reset by the next start).
+inline tsmc::transformer::engine query_model(const tsmc::transformer::engine& model) { return model; }
 
 /// @brief The infilling potential phi(s) = p0(o | prompt, s) on an n-gram model: single queries
 /// (tsmc::infilling_potential) on a second copy of the model.
@@ -105,12 +116,11 @@ inline tsmc::infilling_potential<tsmc::ngram_model> infilling_phi(tsmc::ngram_mo
   return tsmc::infilling_potential<tsmc::ngram_model>(query, prompt, observation);
 }
 
-/// @brief The infilling potential on a llama2.c model: one batched pass of a second model over
+/// @brief The infilling potential on a transformer: one batched pass of a second model over
 /// the same weights per sequence length (tsmc::batched_infilling_potential).
-inline tsmc::batched_infilling_potential<tsmc::llama2c::model> infilling_phi(tsmc::llama2c::model& query,
-                                                                             std::span<const tsmc::token> prompt,
-                                                                             std::span<const tsmc::token> observation) {
-  return tsmc::batched_infilling_potential<tsmc::llama2c::model>(query, prompt, observation);
+inline tsmc::batched_infilling_potential<tsmc::transformer::engine> infilling_phi(
+    tsmc::transformer::engine& query, std::span<const tsmc::token> prompt, std::span<const tsmc::token> observation) {
+  return tsmc::batched_infilling_potential<tsmc::transformer::engine>(query, prompt, observation);
 }
 
 /// @brief The built-in grammar's corpus: the texts and their labels.
@@ -179,7 +189,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
 
 /// @brief A llama2.c checkpoint with its tokenizer; classifiers trained on the grammar corpus
 /// tokenised by it (BOS and EOS ignored), the prompt encoded with BOS first.
-inline std::unique_ptr<model_world<tsmc::llama2c::model>> llama2c_world(const model_options& o, std::size_t corpus) {
+inline std::unique_ptr<model_world<tsmc::transformer::engine>> llama2c_world(const model_options& o, std::size_t corpus) {
   tsmc::llama2c::model model{std::filesystem::path(o.llama2c)};
   auto tok = std::make_shared<const tsmc::llama2c::tokenizer>(o.tokenizer, model.vocab_size());
   const labelled_corpus c = grammar_corpus(corpus);
@@ -190,7 +200,7 @@ inline std::unique_ptr<model_world<tsmc::llama2c::model>> llama2c_world(const mo
   tsmc::token_sequence prompt = tok->encode(prompt_text, /*add_bos=*/true);
   const tsmc::llama2c::config cfg = model.configuration();
   const std::size_t dim = model.feature_dim();
-  auto m = std::make_unique<model_world<tsmc::llama2c::model>>(model_world<tsmc::llama2c::model>{
+  auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
       std::move(model), "", false, prompt_text, prompt, tsmc::llama2c::tokenizer::bos, std::move(sentiment),
       std::move(harmful), dim, 64, {}, {}});
   m->description = "llama2.c model " + o.llama2c + ": dim " + std::to_string(cfg.dim) + ", " +
@@ -204,8 +214,38 @@ inline std::unique_ptr<model_world<tsmc::llama2c::model>> llama2c_world(const mo
   return m;
 }
 
+/// @brief A GGUF model with the tokenizer its metadata names ("llama"); classifiers trained on
+/// the grammar corpus tokenised by it (BOS and EOS ignored), the prompt encoded with BOS first,
+/// EOS as the end token.
+inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const model_options& o, std::size_t corpus) {
+  tsmc::gguf::model model{std::filesystem::path(o.gguf)};
+  auto tok = std::make_shared<const tsmc::llama2c::tokenizer>(tsmc::gguf::llama_tokenizer(*model.source(), model.vocab_size()));
+  const labelled_corpus c = grammar_corpus(corpus);
+  auto [sentiment, harmful] = train_classifiers(
+      c, [&](const std::string& t) { return tok->encode(t, false, false); }, model.vocab_size(),
+      {tsmc::llama2c::tokenizer::bos, tsmc::llama2c::tokenizer::eos});
+  const std::string prompt_text = o.prompt.empty() ? "Once upon a time" : o.prompt;
+  tsmc::token_sequence prompt = tok->encode(prompt_text, /*add_bos=*/true);
+  const tsmc::transformer::config cfg = model.transformer_config();
+  const std::vector<tsmc::token> ends = model.specials().end_tokens();
+  const std::optional<tsmc::token> end = ends.empty() ? std::optional<tsmc::token>() : ends.front();
+  const std::string architecture = model.architecture();
+  const std::size_t dim = model.feature_dim();
+  auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
+      std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}});
+  m->description = "GGUF model " + o.gguf + ": " + architecture + ", dim " + std::to_string(cfg.dim) + ", " +
+                   std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
+                   std::to_string(cfg.vocab_size) + ", context " + std::to_string(cfg.seq_len) +
+                   "; classifiers trained on " + std::to_string(corpus) + " grammar sentences in its tokens";
+  m->text = [tok, prompt](std::span<const tsmc::token> s) {
+    return tok->decode(std::span<const tsmc::token>(prompt)) + tok->decode(s, prompt.back());
+  };
+  m->tokens_text = [tok](std::span<const tsmc::token> s) { return tok->decode(s, tsmc::token{0}); };
+  return m;
+}
+
 /// @brief Builds the world the options ask for and runs `body(world)` on it (a generic lambda:
-/// it is compiled for the n-gram and the llama2.c world). A library exception is reported as
+/// it is compiled for the n-gram world and the transformer world of --llama2c and --gguf). A library exception is reported as
 /// "<program>: error: <message>" on stderr with exit status 1.
 /// @param program the program's name, for the message
 /// @param o the model options
@@ -218,6 +258,10 @@ int with_model(const char* program, const model_options& o, std::size_t corpus, 
   try {
     if (!o.llama2c.empty()) {
       auto w = llama2c_world(o, corpus);
+      return body(*w);
+    }
+    if (!o.gguf.empty()) {
+      auto w = gguf_world(o, corpus);
       return body(*w);
     }
     auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt) : arpa_world(o.arpa, corpus, o.prompt);

@@ -2,6 +2,8 @@
 // made by tsmc's own writers, plus a few near misses. Run from the repository root:
 //   g++ -std=c++20 -Iinclude -I/usr/include/eigen3 fuzz/make_corpus.cpp -o /tmp/make_corpus && /tmp/make_corpus
 #include <tsmc/learning/parameter_io.hpp>
+#include <tsmc/models/gguf.hpp>
+#include <tsmc/models/gguf_llama2c.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/ngram.hpp>
@@ -27,7 +29,7 @@ static void truncated_copy(const fs::path& from, const fs::path& to, std::size_t
 
 int main() {
   const fs::path root = "fuzz/corpus";
-  for (const char* d : {"llama2c_checkpoint", "llama2c_tokenizer", "arpa", "parameters", "classifier"})
+  for (const char* d : {"llama2c_checkpoint", "llama2c_tokenizer", "arpa", "parameters", "classifier", "gguf"})
     fs::create_directories(root / d);
 
   // llama2.c checkpoints: shared and unshared classifier, grouped-query attention.
@@ -38,6 +40,19 @@ int main() {
   c.n_kv_heads = 2;
   tsmc::llama2c::make_random_checkpoint(root / "llama2c_checkpoint/unshared.bin", c, 2);
   truncated_copy(root / "llama2c_checkpoint/unshared.bin", root / "llama2c_checkpoint/truncated.bin", 100);
+
+  // GGUF: tiny llama and qwen2 models (F32, Q8_0, F16, BF16; version 2 and 3), a converted llama2.c
+  // checkpoint with its tokenizer, and a truncated file.
+  {
+    tsmc::llama2c::config g{.dim = 32, .hidden_dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1,
+                            .vocab_size = 6, .seq_len = 4, .shared_classifier = true};
+    tsmc::gguf::write_file(root / "gguf/llama_f32.gguf", tsmc::gguf::random_model(g, 1));
+    tsmc::gguf::write_file(root / "gguf/llama_q8_0_v2.gguf", tsmc::gguf::random_model(g, 2, {.type = 8, .version = 2}));
+    g.shared_classifier = false;
+    tsmc::gguf::write_file(root / "gguf/qwen2_f16.gguf", tsmc::gguf::random_model(g, 3, {.architecture = "qwen2", .type = 1}));
+    tsmc::gguf::write_file(root / "gguf/llama_bf16.gguf", tsmc::gguf::random_model(g, 4, {.type = 30}));
+    truncated_copy(root / "gguf/llama_f32.gguf", root / "gguf/truncated.gguf", 300);
+  }
 
   // llama2.c tokenizers: bytes, words, merges.
   const std::vector<std::string> pieces{"<unk>", "<s>", "</s>", "<0x41>", " ", "a", "b", "ab", " ab", "hello", " hello"};

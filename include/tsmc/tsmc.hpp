@@ -47,12 +47,16 @@
 #include <tsmc/learning/problem.hpp>
 #include <tsmc/learning/trainer.hpp>
 
+#include <tsmc/models/gguf.hpp>
+#include <tsmc/models/gguf_llama2c.hpp>
+#include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/ngram.hpp>
 #include <tsmc/models/text_io.hpp>
 #include <tsmc/models/transformer.hpp>
+#include <tsmc/models/weight_formats.hpp>
 #include <tsmc/models/word_tokenizer.hpp>
 
 #include <tsmc/corpus/story_grammar.hpp>

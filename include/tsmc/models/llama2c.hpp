@@ -40,7 +40,8 @@ namespace detail {
                              .seq_len = static_cast<std::size_t>(c.seq_len),
                              .rope_freq_base = 10000.0,
                              .rms_epsilon = 1e-5f,
-                             .rope = transformer::rope_style::interleaved};
+                             .rope = transformer::rope_style::interleaved,
+                             .rope_freq_factors = {}};
 }
 
 /// The engine's weight views into a checkpoint (float32 throughout).

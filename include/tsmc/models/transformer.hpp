@@ -18,6 +18,7 @@
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/parallel.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/models/weight_formats.hpp>
 
 #include <Eigen/Core>
 
@@ -62,27 +63,14 @@ struct config {
   double rope_freq_base = 10000.0;  ///< RoPE angle of pair i at position p: p * base^(-2i / head_size)
   float rms_epsilon = 1e-5f;        ///< added to the mean square in RMSNorm
   rope_style rope = rope_style::interleaved;  ///< how RoPE pairs a head's entries
+  /// @brief Empty, or head_size / 2 divisors of the pairs' frequencies (Llama 3.1's rope_freqs):
+  /// pair i turns by p * base^(-2i / head_size) / factor_i.
+  std::vector<float> rope_freq_factors;
 
   /// @brief dim / n_heads.
   [[nodiscard]] std::size_t head_size() const noexcept { return dim / n_heads; }
   /// @brief n_kv_heads * head_size(), the width of the keys and values.
   [[nodiscard]] std::size_t kv_dim() const noexcept { return n_kv_heads * head_size(); }
-};
-
-/// @brief How a weight matrix is stored (the numbers are GGML's type ids).
-enum class weight_type : std::uint32_t {
-  f32 = 0,   ///< float32
-  f16 = 1,   ///< IEEE half
-  q8_0 = 8,  ///< blocks of 32: one half scale d and 32 int8 q, value d * q
-  bf16 = 30, ///< bfloat16 (the top 16 bits of a float32)
-};
-
-/// @brief A weight matrix in a loader's storage: rows x cols, row-major ([out][in]), of `type`.
-struct matrix_view {
-  weight_type type = weight_type::f32;  ///< storage type
-  const void* data = nullptr;            ///< the first row
-  std::size_t rows = 0;                  ///< output width
-  std::size_t cols = 0;                  ///< input width
 };
 
 /// @brief The weights of one transformer block. Norm weights and biases are float32 (dim or
@@ -382,6 +370,7 @@ class engine {
   static constexpr std::size_t growth_slack = 64;   // positions added to the prompt's at start
   static constexpr std::size_t prefill_chunk = 64;  // prompt positions per forward pass at start
   static constexpr std::size_t parallel_entries = 65536;  // K x V entries from which rows go parallel
+  static constexpr std::size_t dequant_rows = 64;  // rows of a non-float32 weight dequantised per tile
 
   void init() {
     const config& c = config_;
@@ -395,13 +384,19 @@ class engine {
     vocab_ = c.vocab_size;
     seq_len_ = c.seq_len;
     rms_epsilon_ = c.rms_epsilon;
+    auto quantized = [](const matrix_view& m) { return m.type != weight_type::f32; };
+    quantized_ = quantized(view_.token_embedding) || quantized(view_.classifier);
+    for (const layer_view& l : view_.layers)
+      quantized_ = quantized_ || quantized(l.wq) || quantized(l.wk) || quantized(l.wv) || quantized(l.wo) ||
+                   quantized(l.w1) || quantized(l.w2) || quantized(l.w3);
     // RoPE table: cos and sin of pos * base^(-i / head_size) for even i, computed in double.
     const std::size_t half = head_size_ / 2;
     rope_cos_.resize(seq_len_ * half);
     rope_sin_.resize(seq_len_ * half);
     for (std::size_t pos = 0; pos < seq_len_; ++pos)
       for (std::size_t j = 0; j < half; ++j) {
-        const double freq = std::pow(c.rope_freq_base, -static_cast<double>(2 * j) / static_cast<double>(head_size_));
+        double freq = std::pow(c.rope_freq_base, -static_cast<double>(2 * j) / static_cast<double>(head_size_));
+        if (!c.rope_freq_factors.empty()) freq /= static_cast<double>(c.rope_freq_factors[j]);
         const double angle = static_cast<double>(pos) * freq;
         rope_cos_[pos * half + j] = static_cast<float>(std::cos(angle));
         rope_sin_[pos * half + j] = static_cast<float>(std::sin(angle));
@@ -444,6 +439,9 @@ class engine {
 #endif
     while (scores_.size() < threads)
       scores_.emplace_back(static_cast<Eigen::Index>(seq_len_), static_cast<Eigen::Index>(heads_ / kv_heads_));
+    if (quantized_)
+      while (dequant_.size() < threads)
+        dequant_.emplace_back(dequant_rows * std::max(dim_, hidden_));
   }
 
   // Cache layout: [layer][slot][position][kv_dim], so one slot's rows of a layer are contiguous.
@@ -525,11 +523,41 @@ class engine {
   }
 
   // dst = lhs * w^T (dst += when accumulate): w is the [out][in] weight, dst's columns its rows.
+  // Float32 weights go straight into tiled_product. Other types are dequantised in tiles of
+  // dequant_rows rows of w (a fixed split, so each entry is summed the same way whatever the
+  // thread count) into a per-thread float buffer, each tile one float GEMM into its columns.
   template <class Dst, class Lhs>
-  static void apply(Dst&& dst, const Lhs& lhs, const matrix_view& w, bool accumulate = false) {
-    const matrix_map m(static_cast<const float*>(w.data), static_cast<Eigen::Index>(w.rows),
-                       static_cast<Eigen::Index>(w.cols));
-    tsmc::detail::tiled_product(std::forward<Dst>(dst), lhs, m.transpose(), accumulate);
+  void apply(Dst&& dst, const Lhs& lhs, const matrix_view& w, bool accumulate = false) {
+    if (w.type == weight_type::f32) {
+      const matrix_map m(static_cast<const float*>(w.data), static_cast<Eigen::Index>(w.rows),
+                         static_cast<Eigen::Index>(w.cols));
+      tsmc::detail::tiled_product(std::forward<Dst>(dst), lhs, m.transpose(), accumulate);
+      return;
+    }
+    if (dst.rows() == 0 || w.rows == 0) return;
+    const auto tiles = static_cast<std::int64_t>((w.rows + dequant_rows - 1) / dequant_rows);
+    const bool parallel =
+        static_cast<double>(dst.rows()) * static_cast<double>(w.rows) * static_cast<double>(w.cols) >= 100000.0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (parallel)
+#endif
+    for (std::int64_t i = 0; i < tiles; ++i) {
+#ifdef _OPENMP
+      std::vector<float>& buffer = dequant_[static_cast<std::size_t>(omp_get_thread_num())];
+#else
+      std::vector<float>& buffer = dequant_[0];
+#endif
+      const std::size_t from = static_cast<std::size_t>(i) * dequant_rows;
+      const std::size_t n = std::min(dequant_rows, w.rows - from);
+      dequantize_rows(w, from, n, buffer.data());
+      const matrix_map tile(buffer.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(w.cols));
+      auto out = dst.middleCols(static_cast<Eigen::Index>(from), static_cast<Eigen::Index>(n));
+      if (accumulate)
+        out.noalias() += lhs * tile.transpose();
+      else
+        out.noalias() = lhs * tile.transpose();
+    }
+    (void)parallel;
   }
 
   // Adds a bias row to the first n rows of a strided block (no-op for a null bias).
@@ -546,9 +574,14 @@ class engine {
   void forward(std::span<const token> tokens, std::size_t n, bool prefill) {
     const weights_view& w = view_;
     const auto N = static_cast<Eigen::Index>(n);
-    const matrix_map emb(static_cast<const float*>(w.token_embedding.data), static_cast<Eigen::Index>(vocab_),
-                         static_cast<Eigen::Index>(dim_));
-    for (std::size_t r = 0; r < n; ++r) x_.row(static_cast<Eigen::Index>(r)) = emb.row(tokens[r]);
+    if (w.token_embedding.type == weight_type::f32) {
+      const matrix_map emb(static_cast<const float*>(w.token_embedding.data), static_cast<Eigen::Index>(vocab_),
+                           static_cast<Eigen::Index>(dim_));
+      for (std::size_t r = 0; r < n; ++r) x_.row(static_cast<Eigen::Index>(r)) = emb.row(tokens[r]);
+    } else {
+      for (std::size_t r = 0; r < n; ++r)
+        dequantize_rows(w.token_embedding, static_cast<std::size_t>(tokens[r]), 1, x_.row(static_cast<Eigen::Index>(r)).data());
+    }
     const auto kv = static_cast<Eigen::Index>(kv_dim_);
     // Rows of the new keys/values in the cache: consecutive slots, or consecutive positions.
     const auto stride = static_cast<Eigen::Index>(prefill ? kv_dim_ : capacity_ * kv_dim_);
@@ -621,6 +654,7 @@ class engine {
 
   // Logits of every slot (active == nullptr) or of the active ones packed in order.
   void compute_logits(const std::span<const std::uint8_t>* active) {
+    ensure_scores();  // the per-thread buffers, should the thread count have grown since the last step
     const matrix_view& wcls = view_.classifier;
     if (active == nullptr) {
       if (logits_ready_) return;
@@ -660,6 +694,8 @@ class engine {
   row_matrix x_, xb_, q_, attn_, h1_, h3_, packed_;
   feature_matrix features_;
   logit_matrix logits_;
+  bool quantized_ = false;  // some weight matrix is not float32: dequant_ buffers are needed
+  std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per OpenMP thread
   std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
   std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
   bool logits_ready_ = false;
