@@ -47,11 +47,15 @@
 #include <tsmc/learning/problem.hpp>
 #include <tsmc/learning/trainer.hpp>
 
+#include <tsmc/models/bpe_tokenizer.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/ngram.hpp>
+#include <tsmc/models/pretokenizer.hpp>
 #include <tsmc/models/text_io.hpp>
+#include <tsmc/models/token_type.hpp>
+#include <tsmc/models/unicode.hpp>
 #include <tsmc/models/word_tokenizer.hpp>
 
 #include <tsmc/corpus/story_grammar.hpp>

@@ -222,6 +222,13 @@ TEST_CASE("bpe: merges apply by rank, leftmost first, within words", "[gguf]") {
   const token bc2 = swapped.merge("b", "c");
   swapped.merge("a", "b");
   CHECK(swapped.build().encode("abc") == token_sequence{byte_id('a'), bc2});
+
+  vocabulary duplicated;  // "a b" at ranks 0 and 2: the first counts (llama.cpp's rule)
+  const token ab3 = duplicated.merge("a", "b");
+  duplicated.merge("b", "c");
+  duplicated.merges.push_back("a b");
+  CHECK(duplicated.build().encode("abc") == token_sequence{ab3, byte_id('c')});
+  CHECK(duplicated.build().merge_count() == 2);
 }
 
 TEST_CASE("bpe: merges chain into longer tokens and decode back", "[gguf]") {

@@ -127,7 +127,14 @@ console.log(`texts: ${all.length} (${[...categories].map(([c, l]) => `${c} ${l.l
 // --- helpers ------------------------------------------------------------------------------------
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
 const writeTexts = (file, texts) => writeFileSync(join(work, file), texts.map((b) => hex(b)).join("\n") + "\n");
-const run = (args) => execFileSync(tool, args, { stdio: ["ignore", "pipe", "inherit"] });
+const run = (args) => {
+  try {
+    execFileSync(tool, args, { stdio: ["ignore", "pipe", "inherit"] });
+  } catch (e) {
+    console.log(`bpe_peer_tool ${args[0]} failed (exit ${e.status}): see its messages above`);
+    process.exit(1);
+  }
+};
 const readLines = (file) => readFileSync(join(work, file), "utf8").split("\n").slice(0, -1);
 let unexpected = 0;
 const show = (s) => JSON.stringify(s);

@@ -212,7 +212,8 @@ class bpe_tokenizer {
       const token merged = part(merge.substr(0, space) + merge.substr(space + 1));
       merges_.try_emplace(pair_key(left, right), merge_rule{static_cast<std::uint32_t>(rank), merged});
     }
-    // Leftmost-longest matching of special texts: candidates by first byte, longest first.
+    // Leftmost-longest matching of special texts: the bytes that start one, and longest first.
+    for (const token t : specials_) special_first_[static_cast<unsigned char>(tokens_[static_cast<std::size_t>(t)][0])] = true;
     std::sort(specials_.begin(), specials_.end(), [&](token a, token b) {
       return tokens_[static_cast<std::size_t>(a)].size() > tokens_[static_cast<std::size_t>(b)].size();
     });
@@ -354,6 +355,7 @@ class bpe_tokenizer {
 
   // The special token whose text starts at text[at] (the longest), if any.
   [[nodiscard]] std::optional<token> special_at(std::string_view text, std::size_t at, bool parse_special) const {
+    if (!special_first_[static_cast<unsigned char>(text[at])]) return std::nullopt;
     for (const token t : specials_) {
       const std::string& s = tokens_[static_cast<std::size_t>(t)];
       if (types_[static_cast<std::size_t>(t)] == token_type::control && !parse_special) continue;
@@ -435,6 +437,7 @@ class bpe_tokenizer {
   std::unordered_map<std::uint64_t, merge_rule> merges_;
   std::array<token, 256> byte_token_{};
   std::vector<token> specials_;  // control and user-defined tokens with text, longest first
+  std::array<bool, 256> special_first_{};  // the first bytes of their texts
 };
 
 }  // namespace tsmc
