@@ -12,7 +12,6 @@
 #include <span>
 #include <string>
 #include <vector>
-#include <vector>
 
 namespace {
 
@@ -199,13 +198,6 @@ struct engine_with_runtime_range {
   static unsigned max() { return 100; }
   unsigned operator()() { return 0; }
 };
-struct model_with_slot_state : minimal_model {
-  void export_slot(std::size_t, std::vector<std::byte>&) const {}
-  void import_slot(std::size_t, std::span<const std::byte>) {}
-};
-struct model_with_export_only : minimal_model {
-  void export_slot(std::size_t, std::vector<std::byte>&) const {}
-};
 struct minimal_engine {
   using result_type = unsigned;
   static constexpr unsigned min() { return 0; }
@@ -227,11 +219,6 @@ TEST_CASE("LanguageModel: a minimal model, and each missing member", "[core]") {
   STATIC_REQUIRE_FALSE(tsmc::LanguageModel<model_without_reorder>);
   STATIC_REQUIRE_FALSE(tsmc::LanguageModel<int>);
   STATIC_REQUIRE_FALSE(tsmc::LanguageModel<minimal_twist>);
-
-  // The optional slot-state hooks (the distributed sampler's): absent in the minimal model.
-  STATIC_REQUIRE_FALSE(tsmc::SlotStateModel<minimal_model>);
-  STATIC_REQUIRE(tsmc::SlotStateModel<model_with_slot_state>);
-  STATIC_REQUIRE_FALSE(tsmc::ExportsSlotState<model_with_export_only>);
 
   // The sub-concept that fails is the one for the missing member, and only that one.
   STATIC_REQUIRE_FALSE(tsmc::HasVocabulary<model_without_vocab_size>);

@@ -12,7 +12,6 @@
 #include <tsmc/models/word_tokenizer.hpp>
 
 #include <cmath>
-#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -256,37 +255,6 @@ TEST_CASE("held-out perplexity: Kneser-Ney below a unigram and an add-one bigram
     REQUIRE(ppl < ppl_bi);
   }
   WARN(report);
-}
-
-TEST_CASE("export_slot / import_slot move one particle's context between models", "[world]") {
-  STATIC_REQUIRE(SlotStateModel<ngram_model>);
-  const story_data data(800, 40);
-  ngram_model a = ngram_model::train_kneser_ney(data.vocabulary, data.train, {.order = 3});
-  ngram_model b = a;  // another process's copy
-  const token_sequence prompt{data.vocabulary.id("the")};
-  a.start(prompt, 3);
-  b.start(prompt, 2);
-  a.append(std::vector<token>{data.train[0][0], data.train[1][0], data.train[2][0]});
-  a.append(std::vector<token>{data.train[0][1], data.train[1][1], data.train[2][1]});
-  std::vector<std::byte> bytes;
-  a.export_slot(2, bytes);
-  REQUIRE(bytes.size() == 4);
-  b.import_slot(1, bytes);
-  CHECK(b.contexts()[1] == a.contexts()[2]);
-  CHECK(b.features().row(1) == a.features().row(2));
-  log_prob_matrix ra(3, static_cast<Eigen::Index>(a.vocab_size())), rb(2, static_cast<Eigen::Index>(b.vocab_size()));
-  a.log_probs(ra);
-  b.log_probs(rb);
-  CHECK(rb.row(1) == ra.row(2));
-  CHECK(rb.row(0) != ra.row(2));
-  CHECK_THROWS_WITH(b.import_slot(2, bytes), "tsmc::ngram_model::import_slot: slot must be in [0, 2), got 2");
-  CHECK_THROWS_WITH(b.import_slot(0, std::span<const std::byte>(bytes).first(3)),
-                    "tsmc::ngram_model::import_slot: bytes.size() must equal sizeof(std::uint32_t) 4, got 3");
-  const std::uint32_t bad = 0xffffffffu;
-  std::vector<std::byte> junk(4);
-  std::memcpy(junk.data(), &bad, 4);
-  CHECK_THROWS_WITH(b.import_slot(0, junk), Catch::Contains("the imported context must be a node of this model"));
-  CHECK_THROWS_WITH(a.export_slot(3, bytes), "tsmc::ngram_model::export_slot: slot must be in [0, 3), got 3");
 }
 
 TEST_CASE("batched rows equal single queries through append and reorder", "[world]") {

@@ -6,6 +6,7 @@
 
 #include "mpi/mpi_fixtures.hpp"
 
+#include <tsmc/bounds/exact_samplers.hpp>
 #include <tsmc/bounds/seeded.hpp>
 #include <tsmc/distributed/bounds.hpp>
 #include <tsmc/resampling/schemes.hpp>
@@ -13,6 +14,7 @@
 #include <tsmc/smc/sampler.hpp>
 #include <tsmc/twists/no_twist.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -61,6 +63,23 @@ TEST_CASE("distributed bounds equal one process's seeded bounds bit for bit", "[
   const log_z_bounds b = distributed::estimate_bounds(comm, smc, t.problem.prompt, t.exact, 400, 99);
   CHECK(b.lower.mean - 5.0 * b.lower.standard_error <= t.solution.log_z());
   CHECK(b.upper.mean + 5.0 * b.upper.standard_error >= t.solution.log_z());
+}
+
+TEST_CASE("a buffering exact sampler (rejection) gives each run its own stream's draws", "[mpi]") {
+  distributed::communicator comm;
+  const token_sequence prompt{1, 2};
+  tabular_model model(4, 2024, 1.5);
+  auto classifier = soft_classifier::random(4, 7, 1.5, -2.0, 1.0);
+  auto exact = class_rejection_sampler(model, classifier, prompt, {.horizon = 3, .batch = 16});
+  no_twist none;
+  twisted_smc smc(model, none, classifier, smc_options{.particles = 4, .horizon = 3}, systematic{}, always_trigger{});
+  const log_z_bounds one = estimate_bounds_seeded(smc, prompt, exact, 11, 3);
+  const log_z_bounds many = distributed::estimate_bounds(comm, smc, prompt, exact, 11, 3);
+  require_same(many, one);
+  CHECK(exact.queued() == 0);  // the sampler passed is left as it was
+  default_engine engine(1);
+  (void)exact.sample(engine);
+  CHECK_THROWS_WITH(estimate_bounds_seeded(smc, prompt, exact, 11, 3), Catch::Contains("exact.queued() must be 0"));
 }
 
 TEST_CASE("distributed KL estimates equal one process's seeded estimates bit for bit", "[mpi]") {

@@ -34,11 +34,11 @@ template <class Twist, class Scheme, class Trigger>
 distributed::distributed_smc_result compare_with_one_process(distributed::communicator& comm, toy& t, Twist& twist,
                                                              const smc_options& options, Scheme scheme, Trigger trigger,
                                                              std::uint64_t seed) {
-  twisted_smc one(t.model, twist, t.potential, options, scheme, trigger);
+  slot_model single(t.model);  // one process's model: all K slots
+  twisted_smc one(single, twist, t.potential, options, scheme, trigger);
   default_engine a(seed);
   const smc_result r1 = one.run(t.problem.prompt, a);
-  tabular_model local_model = t.model;  // the distributed sampler's own copy of the model
-  distributed::twisted_smc many(comm, local_model, twist, t.potential, options, scheme, trigger);
+  distributed::twisted_smc many(comm, t.movable, twist, t.potential, options, scheme, trigger);
   default_engine b(seed);
   const distributed::distributed_smc_result rd = many.run(t.problem.prompt, b);
   const smc_result& r = rd.local;
@@ -80,8 +80,8 @@ TEST_CASE("distributed SMC gives one process's particles and log Zhat for the sa
       resamplings += rd.moved_particles.size();
       for (std::size_t i = 0; i < rd.moved_particles.size(); ++i) {
         moved += rd.moved_particles[i];
-        // the toy model's slot state is its prefix: each moved particle ships its prefix twice (the
-        // sampler's copy and the model's), plus fixed fields; none moved, no bytes
+        // each moved particle ships its prefix twice (the sampler's copy and the model's slot
+        // state) and fixed fields: no particle moved, no bytes
         CHECK((rd.moved_particles[i] == 0) == (rd.moved_bytes[i] == 0));
       }
     }
@@ -95,7 +95,7 @@ TEST_CASE("distributed SMC is unbiased: E[Zhat] = Z on an enumerable toy", "[mpi
   toy t;
   tabular_twist twist = noisy_twist(4, 4, 5);
   const double z = std::exp(t.solution.log_z());
-  distributed::twisted_smc smc(comm, t.model, twist, t.potential,
+  distributed::twisted_smc smc(comm, t.movable, twist, t.potential,
                                smc_options{.particles = 8, .horizon = t.problem.horizon, .end_token = t.problem.end_token},
                                multinomial{}, always_trigger{});
   default_engine rng(2026);
@@ -120,6 +120,6 @@ TEST_CASE("distributed SMC checks its options on every rank", "[mpi]") {
   no_twist none;
   const smc_options too_few{.particles = comm.size() - 1, .horizon = 4, .end_token = t.problem.end_token};
   if (comm.size() > 1)
-    CHECK_THROWS_WITH(distributed::twisted_smc(comm, t.model, none, t.potential, too_few),
+    CHECK_THROWS_WITH(distributed::twisted_smc(comm, t.movable, none, t.potential, too_few),
                       Catch::Contains("options.particles must be at least the number of ranks"));
 }

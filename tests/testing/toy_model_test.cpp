@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstddef>
 #include <map>
 #include <span>
 #include <vector>
@@ -120,24 +119,6 @@ TEST_CASE("tabular_model batched interface follows each particle's prefix", "[co
   CHECK(m.copies() == 0);
   CHECK(m.log_prob_calls() == 0);
   CHECK(m.prefixes()[1].empty());
-}
-
-TEST_CASE("tabular_model export_slot / import_slot move one particle's prefix", "[core]") {
-  STATIC_REQUIRE(tsmc::SlotStateModel<tabular_model>);
-  tabular_model a(3, 11), b(3, 11);
-  const token_sequence prompt{1};
-  a.start(prompt, 2);
-  b.start(prompt, 3);
-  a.append(std::vector<token>{0, 2});
-  a.append(std::vector<token>{1, 1});
-  std::vector<std::byte> bytes;
-  a.export_slot(1, bytes);
-  b.import_slot(2, bytes);
-  CHECK(b.prefixes()[2] == token_sequence{2, 1});
-  CHECK(b.prefixes()[0].empty());
-  CHECK_THROWS_WITH(b.import_slot(0, std::span<const std::byte>(bytes).first(3)),
-                    "tsmc::testing::tabular_model::import_slot: bytes.size() must be a multiple of sizeof(token), got 3");
-  CHECK_THROWS_WITH(a.export_slot(2, bytes), "tsmc::testing::tabular_model::export_slot: slot must be in [0, 2), got 2");
 }
 
 TEST_CASE("tabular_model explicit tables: exact and single precision", "[core]") {

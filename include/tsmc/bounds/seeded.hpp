@@ -11,6 +11,11 @@
 /// batch j of the KL's proposal samples from (seed, kl_proposal_stream, j) and exact sample i
 /// from (seed, kl_exact_stream, i); the sweep's i-th K uses the seed stream_seed(seed,
 /// sweep_stream, i) for its bounds.
+///
+/// Exact samplers: a run's draws must depend on its engine alone. The enumeration and
+/// single-sample samplers are stateless; a rejection_sampler buffers accepted draws, so each run
+/// draws through a fresh copy of the sampler as passed (which must have an empty buffer, and
+/// whose batch is best kept small: the rest of a copy's accepted batch is discarded).
 
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/exact_samplers.hpp>
@@ -26,6 +31,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -34,6 +40,39 @@
 #include <vector>
 
 namespace tsmc {
+
+namespace detail {
+
+/// An exact sampler that buffers accepted draws (rejection_sampler): its next sample depends on
+/// earlier calls, not only on the engine passed.
+template <class Exact>
+concept buffering_exact_sampler = requires(const Exact& e) {
+  { e.queued() } -> std::convertible_to<std::size_t>;
+};
+
+/// Checks that a buffering exact sampler comes with an empty buffer (its copies are then fresh).
+template <class Exact>
+void check_fresh_exact_sampler(const Exact& exact, const char* function) {
+  if constexpr (buffering_exact_sampler<Exact>)
+    check_argument(exact.queued() == 0, function, "exact.queued()",
+                   "must be 0: the seeded estimators draw each run's exact sample from a fresh copy of the sampler "
+                   "as passed, which must not hold draws of an earlier stream",
+                   exact.queued());
+}
+
+/// One exact sample drawn from `rng` alone: a buffering sampler draws through a fresh copy of
+/// itself (so that no run sees another run's draws); any other sampler directly.
+template <class Exact, RandomEngine Engine>
+[[nodiscard]] token_sequence seeded_exact_sample(Exact& exact, Engine& rng) {
+  if constexpr (buffering_exact_sampler<Exact> && std::copy_constructible<Exact>) {
+    Exact fresh = exact;
+    return fresh.sample(rng);
+  } else {
+    return exact.sample(rng);
+  }
+}
+
+}  // namespace detail
 
 /// @brief The stream tags of the seeded estimators (the `step` argument of stream_seed): distinct
 /// from each other and far above any sampler step.
@@ -66,6 +105,7 @@ template <class Sampler, class Exact>
   check_argument(first <= last, "bounds_runs", "first", "must not exceed last " + std::to_string(last), first);
   const smc_options& options = smc.options();
   detail::check_exact_target(exact, prompt, options.horizon, options.end_token, "bounds_runs");
+  detail::check_fresh_exact_sampler(exact, "bounds_runs");
   bounds_run_values out;
   const std::size_t n = last - first;
   out.lower.reserve(n);
@@ -77,7 +117,7 @@ template <class Sampler, class Exact>
     const smc_result plain = smc.run(prompt, rng);
     out.lower.push_back(plain.log_z);
     out.lower_ess.push_back(plain.ess.empty() ? 0.0 : plain.ess.back());
-    const token_sequence reference = exact.sample(rng);
+    const token_sequence reference = detail::seeded_exact_sample(exact, rng);
     const smc_result conditional = smc.run_conditional(prompt, std::span<const token>(reference), rng);
     out.upper.push_back(conditional.log_z);
     out.upper_ess.push_back(conditional.ess.empty() ? 0.0 : conditional.ess.back());
@@ -176,7 +216,7 @@ template <class Model, class Twist, class Pot, class Exact>
     out.g_values.reserve(exact_last - exact_first);
     for (std::size_t i = exact_first; i < exact_last; ++i) {
       default_engine rng = seeded_engine(seed, kl_exact_stream, i);
-      const token_sequence reference = exact.sample(rng);
+      const token_sequence reference = detail::seeded_exact_sample(exact, rng);
       out.g_values.push_back(single.run_conditional(prompt, std::span<const token>(reference), rng).log_weights[0]);
     }
   }
@@ -204,6 +244,7 @@ template <class Model, class Twist, class Pot, class Exact>
   check_argument(exact_first <= exact_last && exact_last <= options.exact_samples, function,
                  "[exact_first, exact_last)", "must lie in [0, options.exact_samples]", exact_last);
   detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  detail::check_fresh_exact_sampler(exact, function);
   if (options.proposal == proposal_type::base) {
     no_twist none;
     return detail::kl_sample_runs(model, none, potential, prompt, exact, options, batch_first, batch_last, exact_first,

@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <vector>
 #include <type_traits>
 
 namespace tsmc {
@@ -76,31 +75,10 @@ concept ReordersParticles = requires(M& m, std::span<const particle_index> ances
 ///
 /// Required: vocab_size(), start(prompt, K), log_probs(out K x V), append(tokens),
 /// reorder(ancestors). Optional: features() returning a K x d matrix (read by twist heads),
-/// max_length() (the longest prompt + generation the model accepts; checked before a run),
-/// export_slot(slot, out) / import_slot(slot, bytes) (one particle's state as bytes, for the
-/// distributed sampler; see ExportsSlotState).
+/// max_length() (the longest prompt + generation the model accepts; checked before a run).
 template <class M>
 concept LanguageModel =
     HasVocabulary<M> && StartsParticles<M> && EmitsLogProbs<M> && AppendsTokens<M> && ReordersParticles<M>;
-
-/// @brief Optional hooks: export_slot(slot, out) appends the state of one slot (one particle:
-/// an n-gram's context, a transformer's KV cache rows and position) to a byte buffer, and
-/// import_slot(slot, bytes) makes a slot's state exactly the one exported (from this model or
-/// from a copy of it in another process). The distributed sampler (tsmc/distributed/smc.hpp)
-/// ships particles between MPI ranks with them at resampling; nothing else calls them, and a
-/// model without them runs everywhere else unchanged. The bytes need only be understood by the
-/// same model type with the same weights; import_slot may throw tsmc::invalid_argument on bytes
-/// of the wrong size.
-template <class M>
-concept ExportsSlotState = requires(const M& m, M& w, std::size_t slot, std::vector<std::byte>& out,
-                                    std::span<const std::byte> bytes) {
-  m.export_slot(slot, out);
-  w.import_slot(slot, bytes);
-};
-
-/// @brief A LanguageModel whose slots can be exported and imported (ExportsSlotState).
-template <class M>
-concept SlotStateModel = LanguageModel<M> && ExportsSlotState<M>;
 
 /// @brief A LanguageModel that also exposes its last hidden state, one row per particle.
 template <class M>

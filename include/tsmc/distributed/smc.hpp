@@ -6,7 +6,7 @@
 /// computes the same ESS, the same trigger decision, the same log Zhat increment and, from the
 /// same engine, the same global ancestors; a slot whose ancestor lives on another rank receives
 /// that particle's state: its prefix, its sampler state and the model's state of its slot, through
-/// the model's optional export_slot / import_slot hooks (SlotStateModel in core/concepts.hpp).
+/// the model's optional export_slot / import_slot hooks (SlotStateModel in core/slot_state.hpp).
 ///
 /// Same seeds, same run: particle g (global index) draws its token at step t from the stream
 /// (seed, t, g), the seed drawn once from the caller's engine, and resampling draws from the
@@ -23,6 +23,7 @@
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
+#include <tsmc/core/slot_state.hpp>
 #include <tsmc/core/statistics.hpp>
 #include <tsmc/core/types.hpp>
 #include <tsmc/distributed/communicator.hpp>
@@ -121,7 +122,7 @@ class twisted_smc {
   static_assert(SlotStateModel<Model>,
                 "tsmc::distributed::twisted_smc: Model must model tsmc::SlotStateModel: a LanguageModel with "
                 "void export_slot(std::size_t slot, std::vector<std::byte>& out) const and void "
-                "import_slot(std::size_t slot, std::span<const std::byte> bytes) (core/concepts.hpp)");
+                "import_slot(std::size_t slot, std::span<const std::byte> bytes) (core/slot_state.hpp)");
   static_assert(TwistFunction<Twist, Model>, "tsmc::distributed::twisted_smc: Twist must model tsmc::TwistFunction");
   static_assert(!tsmc::detail::declares_append<Twist> && !tsmc::detail::declares_reorder<Twist>,
                 "tsmc::distributed::twisted_smc: the twist must keep no per-particle state (no append / reorder "

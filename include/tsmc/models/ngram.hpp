@@ -50,7 +50,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <fstream>
 #include <istream>
 #include <limits>
@@ -445,32 +444,6 @@ class ngram_model {
     if (feature_dim_ > 0)
       for (std::size_t k = 0; k < state_.size(); ++k)
         if (ancestors[k] != k) write_features(k);
-  }
-
-  /// @brief Appends slot k's state (its context node: 4 bytes) to `out` (ExportsSlotState; the
-  /// distributed sampler ships particles between ranks with it).
-  /// @throw tsmc::invalid_argument if slot is not in [0, K)
-  void export_slot(std::size_t slot, std::vector<std::byte>& out) const {
-    check_argument(slot < state_.size(), "ngram_model::export_slot", "slot",
-                   "must be in [0, " + std::to_string(state_.size()) + ")", slot);
-    const auto* p = reinterpret_cast<const std::byte*>(&state_[slot]);
-    out.insert(out.end(), p, p + sizeof(std::uint32_t));
-  }
-
-  /// @brief Makes slot k's context the one export_slot wrote (from this model or a copy of it
-  /// with the same n-grams), and its features that context's.
-  /// @throw tsmc::invalid_argument if slot is not in [0, K), the bytes are not 4, or they name
-  /// no context of this model
-  void import_slot(std::size_t slot, std::span<const std::byte> bytes) {
-    constexpr const char* function = "ngram_model::import_slot";
-    check_argument(slot < state_.size(), function, "slot", "must be in [0, " + std::to_string(state_.size()) + ")", slot);
-    check_size(function, "bytes.size()", bytes.size(), "sizeof(std::uint32_t)", sizeof(std::uint32_t));
-    std::uint32_t context = 0;
-    std::memcpy(&context, bytes.data(), sizeof context);
-    check_argument(context < node_word_.size(), function, "the imported context",
-                   "must be a node of this model (< " + std::to_string(node_word_.size()) + ")", context);
-    state_[slot] = context;
-    if (feature_dim_ > 0) write_features(slot);
   }
 
   /// @brief The K x d hashed context embeddings (see the class documentation); 0 columns when

@@ -23,7 +23,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -196,27 +195,6 @@ class tabular_model {
   /// @throw tsmc::invalid_argument if ancestors.size() != K or an index is outside [0, K)
   void reorder(std::span<const particle_index> ancestors) {
     copies_ += detail::copy_from_ancestors("testing::tabular_model::reorder", prefixes_, ancestors);
-  }
-
-  /// @brief Appends slot k's state (its generated prefix) to `out` (ExportsSlotState).
-  /// @throw tsmc::invalid_argument if slot is not in [0, K)
-  void export_slot(std::size_t slot, std::vector<std::byte>& out) const {
-    check_argument(slot < prefixes_.size(), "testing::tabular_model::export_slot", "slot",
-                   "must be in [0, " + std::to_string(prefixes_.size()) + ")", slot);
-    const auto* p = reinterpret_cast<const std::byte*>(prefixes_[slot].data());
-    out.insert(out.end(), p, p + prefixes_[slot].size() * sizeof(token));
-  }
-
-  /// @brief Makes slot k's prefix the one export_slot wrote (ExportsSlotState).
-  /// @throw tsmc::invalid_argument if slot is not in [0, K) or the bytes are not whole tokens
-  void import_slot(std::size_t slot, std::span<const std::byte> bytes) {
-    constexpr const char* function = "testing::tabular_model::import_slot";
-    check_argument(slot < prefixes_.size(), function, "slot", "must be in [0, " + std::to_string(prefixes_.size()) + ")",
-                   slot);
-    check_argument(bytes.size() % sizeof(token) == 0, function, "bytes.size()", "must be a multiple of sizeof(token)",
-                   bytes.size());
-    prefixes_[slot].resize(bytes.size() / sizeof(token));
-    if (!bytes.empty()) std::memcpy(prefixes_[slot].data(), bytes.data(), bytes.size());
   }
 
   /// @brief The number of slots copied by reorder since the last start.
