@@ -6,6 +6,7 @@
 // tests/constraints/regex_peer.py (its own ctest entry).
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/constraints/combinators.hpp>
+#include <tsmc/constraints/lexical.hpp>
 #include <tsmc/constraints/regex.hpp>
 #include <tsmc/constraints/token_bytes.hpp>
 #include <tsmc/constraints/token_dfa.hpp>
@@ -482,4 +483,134 @@ TEST_CASE("combinators: sum, max and tempering of log phi; next-token forms comb
   check_next(either, "any_of");
   check_next(both, "all_of");
   check_next(tempered, "tempered");
+}
+
+// -------------------------------------------------------------------------------------------------
+// DFA operations and lexical constraints
+// -------------------------------------------------------------------------------------------------
+
+namespace {
+
+/// Random UTF-8 texts over a small alphabet (words, spaces, a newline, a 2-byte character).
+std::string random_text(default_engine& rng, std::size_t max_pieces) {
+  static const std::vector<std::string> alphabet = {"a", "b", "ab", " ", " ", "\n", "é", "x_", ".", "cat", "dog"};
+  std::string s;
+  const auto n = static_cast<std::size_t>(uniform01(rng) * static_cast<double>(max_pieces + 1));
+  for (std::size_t i = 0; i < n; ++i) s += alphabet[static_cast<std::size_t>(uniform01(rng) * alphabet.size())];
+  return s;
+}
+
+bool is_word_byte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+bool is_space_byte(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+bool brute_contains(const std::string& text, const std::vector<std::string>& phrases) {
+  for (const std::string& p : phrases)
+    for (std::size_t i = text.find(p); i != std::string::npos; i = text.find(p, i + 1)) {
+      const bool left = i == 0 || !is_word_byte(text[i - 1]);
+      const bool right = i + p.size() == text.size() || !is_word_byte(text[i + p.size()]);
+      if (left && right) return true;
+    }
+  return false;
+}
+
+std::size_t brute_words(const std::string& text) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); ++i)
+    if (!is_space_byte(text[i]) && (i == 0 || is_space_byte(text[i - 1]))) ++n;
+  return n;
+}
+
+std::size_t brute_characters(const std::string& text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+bool brute_ends_at_stop(const std::string& text, const std::vector<std::string>& stops) {
+  std::size_t first_end = std::string::npos;
+  for (const std::string& p : stops)
+    if (const std::size_t i = text.find(p); i != std::string::npos) first_end = std::min(first_end, i + p.size());
+  return first_end == text.size();
+}
+
+}  // namespace
+
+TEST_CASE("complement and intersection of DFAs agree with the DFAs on random texts", "[constraints]") {
+  const std::vector<std::string> patterns = {"(a|b)*abb", "[^é]*é[ab ]*", "(cat|dog)( (cat|dog))*", "", "[ab]{2,4}",
+                                             ".*\\n.*", "[^\\s\\S]"};
+  default_engine rng(8);
+  for (const std::string& pa : patterns)
+    for (const std::string& pb : patterns) {
+      CAPTURE(pa, pb);
+      const byte_dfa a = compile_regex(pa), b = compile_regex(pb);
+      const byte_dfa not_a = complement(a), both = intersection(a, b);
+      for (int i = 0; i < 200; ++i) {
+        const std::string t = random_text(rng, 6);
+        CAPTURE(t);
+        REQUIRE(not_a.matches(t) == !a.matches(t));
+        REQUIRE(both.matches(t) == (a.matches(t) && b.matches(t)));
+      }
+      REQUIRE(complement(not_a).state_count() == a.state_count());  // minimal both ways
+      REQUIRE_FALSE(not_a.matches("\xFF") == a.matches("\xFF"));    // invalid UTF-8: rejected by a, accepted by not_a
+    }
+}
+
+TEST_CASE("lexical constraints equal brute force on random texts", "[constraints]") {
+  const std::vector<std::string> phrases = {"cat", "ab a", "x_"};
+  const std::vector<std::string> stops = {"dog", ".\n"};
+  const byte_dfa contains = contains_any(phrases), excludes = excludes_all(phrases), stop = ends_at_stop(stops);
+  const byte_dfa words = length_in_words(2, 4), words0 = length_in_words(0, 1), chars = length_in_characters(3, 7);
+  default_engine rng(9);
+  std::size_t hits[5] = {0, 0, 0, 0, 0};
+  for (int i = 0; i < 4000; ++i) {
+    const std::string t = random_text(rng, 8);
+    CAPTURE(t);
+    const bool c = brute_contains(t, phrases);
+    REQUIRE(contains.matches(t) == c);
+    REQUIRE(excludes.matches(t) == !c);
+    REQUIRE(stop.matches(t) == brute_ends_at_stop(t, stops));
+    const std::size_t w = brute_words(t), n = brute_characters(t);
+    REQUIRE(words.matches(t) == (w >= 2 && w <= 4));
+    REQUIRE(words0.matches(t) == (w <= 1));
+    REQUIRE(chars.matches(t) == (n >= 3 && n <= 7));
+    hits[0] += c;
+    hits[1] += stop.matches(t);
+    hits[2] += w >= 2 && w <= 4;
+    hits[3] += n >= 3 && n <= 7;
+    hits[4] += w <= 1;
+  }
+  for (std::size_t h : hits) CHECK(h > 50);  // both outcomes are exercised
+  REQUIRE_THROWS_WITH(contains_any(std::vector<std::string>{}), Contains("tsmc::contains_any: phrases.size() must be positive, got 0"));
+  REQUIRE_THROWS_WITH(length_in_words(3, 2), Contains("tsmc::length_in_words: [min, max] must have min <= max"));
+}
+
+TEST_CASE("SMC with 'contains a word' and a token-length bound: E[Zhat] = Z, bounds bracket log Z", "[constraints]") {
+  regex_toy toy("(a|b|ab|ba)( (a|b|ab|ba))*");
+  const std::vector<std::string> word = {"ab"};
+  token_dfa contains(contains_any(word), make_token_byte_table(toy.words), {2});
+  auto phi = product(dfa_potential(contains), token_length_potential(2, 4, {2}));
+  const exact_solution solution = enumerate(toy.problem, toy.model, phi);
+  INFO("Z = " << std::exp(solution.log_z()));
+  REQUIRE(solution.log_z() > std::log(1e-3));
+  feasibility_twist<no_twist> twist(contains, no_twist{});
+  twisted_smc smc(toy.model, twist, phi, toy.options(4, proposal_type::twisted), systematic{}, ess_below(0.5));
+  check_unbiased_and_bounds(smc, solution, toy.problem.prompt, 600);
+}
+
+TEST_CASE("TokenizerWithBytes: llama2.c and word tokenizers, types with token_bytes; not a tokenizer without bytes",
+          "[constraints]") {
+  struct with_bytes {
+    std::size_t vocab_size() const { return 2; }
+    std::string_view token_bytes(token t) const { return t == 0 ? "x" : "yz"; }
+  };
+  struct without_bytes {
+    std::size_t vocab_size() const { return 2; }
+    std::string decode(token) const { return "x"; }
+  };
+  STATIC_REQUIRE(TokenizerWithBytes<llama2c::tokenizer>);
+  STATIC_REQUIRE(TokenizerWithBytes<word_tokenizer>);
+  STATIC_REQUIRE(TokenizerWithBytes<with_bytes>);
+  STATIC_REQUIRE_FALSE(TokenizerWithBytes<without_bytes>);
+  const token_byte_table t = make_token_byte_table(with_bytes{});
+  REQUIRE(t.decode(token_sequence{1, 0, 1}) == "yzxyz");
 }

@@ -604,6 +604,9 @@ class thompson {
   std::string_view function_;
 };
 
+inline byte_dfa minimize(const std::vector<std::int32_t>& table, std::size_t classes,
+                         const std::array<std::uint16_t, 256>& class_of, const std::vector<std::uint8_t>& accepting);
+
 /// The subset construction over byte classes, then Moore's refinement; the dead class is removed.
 inline byte_dfa determinize(const nfa& m, std::string_view function) {
   const std::size_t n = m.edges.size();
@@ -682,6 +685,14 @@ inline byte_dfa determinize(const nfa& m, std::string_view function) {
   std::vector<std::uint8_t> accepting(q_count, 0);
   for (std::size_t q = 0; q < q_count; ++q)
     accepting[q] = std::binary_search(sets[q].begin(), sets[q].end(), m.accept) ? 1 : 0;
+  return minimize(table, classes, class_of, accepting);
+}
+
+/// Moore's refinement of a complete DFA given over byte classes (table: state x class, state 0
+/// the start), then removal of the blocks from which no accepting block is reachable.
+inline byte_dfa minimize(const std::vector<std::int32_t>& table, std::size_t classes,
+                         const std::array<std::uint16_t, 256>& class_of, const std::vector<std::uint8_t>& accepting) {
+  const std::size_t q_count = accepting.size();
 
   // Moore's refinement: start from {accepting, not accepting}, split by the successors' blocks.
   std::vector<std::int32_t> block(q_count);
@@ -759,6 +770,52 @@ inline byte_dfa determinize(const nfa& m, std::string_view function) {
   return dfa;
 }
 
+
+/// A complete DFA over 256 bytes (state 0 the start; the last state the dead sink when added)
+/// from a byte_dfa, minimised after a change of acceptance.
+inline byte_dfa minimize_complete(const std::vector<std::int32_t>& next256, const std::vector<std::uint8_t>& accepting) {
+  const std::size_t q_count = accepting.size();
+  // Byte classes: bytes whose columns are equal everywhere.
+  std::array<std::uint16_t, 256> class_of{};
+  std::vector<unsigned char> representative;
+  for (std::size_t b = 0; b < 256; ++b) {
+    bool found = false;
+    for (std::size_t c = 0; c < representative.size() && !found; ++c) {
+      bool same = true;
+      for (std::size_t q = 0; q < q_count && same; ++q)
+        same = next256[q * 256 + b] == next256[q * 256 + representative[c]];
+      if (same) {
+        class_of[b] = static_cast<std::uint16_t>(c);
+        found = true;
+      }
+    }
+    if (!found) {
+      class_of[b] = static_cast<std::uint16_t>(representative.size());
+      representative.push_back(static_cast<unsigned char>(b));
+    }
+  }
+  const std::size_t classes = representative.size();
+  std::vector<std::int32_t> table(q_count * classes);
+  for (std::size_t q = 0; q < q_count; ++q)
+    for (std::size_t c = 0; c < classes; ++c) table[q * classes + c] = next256[q * 256 + representative[c]];
+  return minimize(table, classes, class_of, accepting);
+}
+
+/// The complete 256-column table of a byte_dfa with its dead state made explicit (the last one);
+/// a DFA without live states becomes the dead sink alone (state 0).
+inline std::vector<std::int32_t> complete_table(const byte_dfa& d, std::size_t& states) {
+  const std::size_t live = d.state_count();
+  states = live + 1;
+  const auto sink = static_cast<std::int32_t>(live);
+  std::vector<std::int32_t> t(states * 256, sink);
+  for (std::size_t q = 0; q < live; ++q)
+    for (std::size_t b = 0; b < 256; ++b) {
+      const std::int32_t n = d.next[q * 256 + b];
+      t[q * 256 + b] = n == byte_dfa::dead ? sink : n;
+    }
+  return t;
+}
+
 }  // namespace detail::regex
 
 /// @brief Compiles a regular expression (the syntax in this file's description) to a minimal
@@ -775,6 +832,58 @@ inline byte_dfa determinize(const nfa& m, std::string_view function) {
   m.start = entry;
   m.accept = exit;
   return detail::regex::determinize(m, function);
+}
+
+/// @brief The complement: a DFA accepting exactly the byte strings d rejects (invalid UTF-8
+/// included), minimal.
+/// @param d a DFA
+/// @return its complement
+[[nodiscard]] inline byte_dfa complement(const byte_dfa& d) {
+  std::size_t states = 0;
+  std::vector<std::int32_t> t = detail::regex::complete_table(d, states);
+  std::vector<std::uint8_t> accepting(states, 1);
+  for (std::size_t q = 0; q + 1 < states; ++q) accepting[q] = d.accepting[q] ? 0 : 1;
+  // Put the start first (state 0 of the minimiser).
+  if (d.start == byte_dfa::dead) {
+    // Only the sink: everything is accepted.
+    std::vector<std::int32_t> all(256, 0);
+    return detail::regex::minimize_complete(all, std::vector<std::uint8_t>{1});
+  }
+  return detail::regex::minimize_complete(t, accepting);  // start is state 0 (compile_regex numbers it so)
+}
+
+/// @brief The intersection: a DFA accepting exactly the byte strings both accept (the product
+/// construction over reachable pairs), minimal.
+/// @throw tsmc::invalid_argument if the product exceeds max_regex_dfa_states
+[[nodiscard]] inline byte_dfa intersection(const byte_dfa& a, const byte_dfa& b) {
+  if (a.start == byte_dfa::dead || b.start == byte_dfa::dead) return byte_dfa{};
+  std::map<std::pair<std::int32_t, std::int32_t>, std::int32_t> index;
+  std::vector<std::pair<std::int32_t, std::int32_t>> pairs;
+  std::vector<std::int32_t> next;
+  const auto id = [&](std::int32_t x, std::int32_t y) {
+    const auto key = std::make_pair(x, y);
+    const auto it = index.find(key);
+    if (it != index.end()) return it->second;
+    check_argument(pairs.size() < max_regex_dfa_states, "intersection", "the product of the two DFAs",
+                   "must have at most " + std::to_string(max_regex_dfa_states) + " states; its size is over",
+                   max_regex_dfa_states);
+    const auto n = static_cast<std::int32_t>(pairs.size());
+    index.emplace(key, n);
+    pairs.push_back(key);
+    return n;
+  };
+  id(a.start, b.start);
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    next.resize((i + 1) * 256);
+    for (std::size_t c = 0; c < 256; ++c) {
+      const auto uc = static_cast<unsigned char>(c);
+      const std::int32_t x = a.step(pairs[i].first, uc), y = b.step(pairs[i].second, uc);
+      next[i * 256 + c] = id(x, y);
+    }
+  }
+  std::vector<std::uint8_t> accepting(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) accepting[i] = a.accepts(pairs[i].first) && b.accepts(pairs[i].second);
+  return detail::regex::minimize_complete(next, accepting);
 }
 
 /// @brief A regular expression matching exactly the given text (its metacharacters escaped).
