@@ -91,8 +91,9 @@ struct outcome {
   std::string err;
 };
 
-/// Runs argv[0] with stdout to /dev/null and stderr to a file, killed after `limit` seconds.
-outcome run(const std::vector<std::string>& argv, const fs::path& err_file, double limit) {
+/// Runs argv[0] with stdout to /dev/null and stderr to a file, killed after `limit` seconds;
+/// `tmpdir`, if not empty, is its TMPDIR.
+outcome run(const std::vector<std::string>& argv, const fs::path& err_file, double limit, const std::string& tmpdir = "") {
   outcome o;
   const auto start = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
@@ -102,6 +103,7 @@ outcome run(const std::vector<std::string>& argv, const fs::path& err_file, doub
     if (null < 0 || err < 0) ::_exit(125);
     ::dup2(null, 1);
     ::dup2(err, 2);
+    if (!tmpdir.empty()) ::setenv("TMPDIR", tmpdir.c_str(), 1);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -274,7 +276,8 @@ std::vector<row> matrix() {
   add("flagship", {"--history-csv", "{existing}", "--json", "{existing}"}, "--json");
   // A rejection budget that cannot yield one exact sample: an error naming --rejection-budget.
   add("red_team", {"--corpus", "100", "--threshold", "0.99", "--rejection-budget", "1"}, "--rejection-budget", 1);
-  add("flagship", {"--corpus", "100", "--rejection-budget", "1", "--updates", "1", "--bound-runs", "1"},
+  add("flagship",
+      {"--corpus", "100", "--rejection-budget", "1", "--updates", "1", "--bound-runs", "1", "--evaluate-every", "0"},
       "--rejection-budget", 1);
   add("sentiment", {"--corpus", "100", "--class", "happy"}, "--class");
   add("sentiment", {"--corpus", "100", "--class", "Positive"}, "--class");
@@ -383,4 +386,24 @@ TEST_CASE("every example program refuses every bad option before any work, names
   }
   WARN(rows.size() << " rows, " << failed << " failed; slowest " << slowest << " s: " << slowest_row);
   fs::remove_all(root);
+}
+
+TEST_CASE("llama2c_story's demo files live in a fresh directory of their own, removed at the end", "[cli]") {
+  const std::string programs = env("TSMC_EXAMPLES_DIR");
+  REQUIRE_FALSE(programs.empty());
+  const fs::path tmp = fs::temp_directory_path() / ("tsmc_cli_tmpdir." + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  // What another run would have there: the fixed path the program used to write and delete.
+  fs::create_directories(tmp / "tsmc_llama2c_story_demo");
+  std::ofstream(tmp / "tsmc_llama2c_story_demo" / "model.bin") << "another run's file";
+  const auto before = snapshot(tmp);
+  const fs::path err_file = tmp.parent_path() / ("tsmc_cli_tmpdir_err." + std::to_string(::getpid()));
+  const outcome o = run({(fs::path(programs) / "llama2c_story").string(), "--particles", "2", "--horizon", "4"},
+                        err_file, 20.0, tmp.string());
+  INFO("stderr: " << o.err);
+  CHECK(o.exited);
+  CHECK(o.status == 0);
+  CHECK(snapshot(tmp) == before);  // nothing of the other run touched, nothing of this run left
+  fs::remove(err_file);
+  fs::remove_all(tmp);
 }
