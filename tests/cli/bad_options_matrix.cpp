@@ -299,10 +299,7 @@ std::vector<row> matrix() {
   add("write_example_models", {"--out", "{existing}"}, "--out");
   add("write_example_models", {"--out", "{dir}/no_such_directory/models"}, "--out");
   add("write_example_models", {"--stories15m-shape=maybe"}, "--stories15m-shape");
-  add("story_world", {"--corpus", "10"}, "--corpus");
-  add("story_world", {"extra"}, "extra");
   add("quickstart", {"--particles", "0"}, "--particles");
-  add("twist_contract", {"--verbose"}, "--verbose");
   return rows;
 }
 
