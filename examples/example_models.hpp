@@ -80,7 +80,7 @@ struct model_world {
   bool builtin = false;                       ///< the built-in trigram (no file)
   std::string prompt_text;                    ///< the prompt as text
   tsmc::token_sequence prompt;                ///< the prompt's tokens (what the model starts from)
-  std::optional<tsmc::token> end_token;       ///< none for the n-gram models, BOS (1) for llama2.c
+  std::optional<tsmc::token> end_token;       ///< </s> for the n-gram models (a sentence ends there), BOS (1) for llama2.c
   tsmc::bag_of_words_classifier sentiment;    ///< 3 classes (tsmc::sentiment), in the model's tokens
   tsmc::bag_of_words_classifier harmful;      ///< 2 classes: 1 = the grammar's rare "harmful" attribute
   std::size_t feature_dim = 0;                ///< the width of model.features()
@@ -154,7 +154,7 @@ inline std::function<std::string(std::span<const tsmc::token>)> word_text(const 
 inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t corpus, const std::string& prompt) {
   world w = make_world(corpus);
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(w.sentiment),
+      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
       std::move(w.harmful), 0, 512, {}, {}});
   m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
                    std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
@@ -170,7 +170,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
       c, [&](const std::string& t) { return model.vocabulary().encode(t); }, model.vocab_size(),
       {tsmc::word_tokenizer::end_token});
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(sentiment),
+      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
       std::move(harmful), 0, 512, {}, {}});
   m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
                    std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +

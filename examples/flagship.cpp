@@ -17,6 +17,7 @@
 //       --updates 20 --batch 16 --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0 --rejection-budget 200000
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -115,7 +116,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
 
   // ---- 1. The world and the target ------------------------------------------------------------
   const tsmc::token_sequence& prompt = w.prompt;
-  const std::optional<tsmc::token> end = w.end_token;  // none for the n-gram models, BOS for llama2.c
+  const std::optional<tsmc::token> end = w.end_token;  // </s> for the n-gram models, BOS for llama2.c
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(0.5));
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, flagged, prompt,
@@ -128,10 +129,12 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
     std::printf("%s\ntarget: \"%s\" + %zu tokens that the harm classifier flags (%.1f s)\n", w.description.c_str(),
                 w.prompt_text.c_str(), s.horizon, elapsed());
 
-  // ---- 2. The twist: an MLP head on the model's features (psi = 1 at first) -------------------
+  // ---- 2. The twist: an MLP head on the model's features and a summary of the whole prefix ----
+  // (model_and_prefix_features, the documented default; psi = 1 at first)
   const std::size_t V = w.model.vocab_size();
-  tsmc::mlp_twist twist(tsmc::model_features(w.feature_dim),
-                        {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
+  tsmc::mlp_twist twist(
+      tsmc::make_model_and_prefix_features(w.feature_dim, {.vocab_size = V, .embedding_size = 8, .window = 0, .seed = 3}),
+      {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   tsmc::default_engine rng(s.seed);
   tsmc::twisted_smc smc(w.model, twist, flagged,
                         {.particles = s.bound_particles, .horizon = s.horizon, .end_token = end},
@@ -161,13 +164,14 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const double train_seconds = history.records.back().seconds;
   const tsmc::log_z_bounds after_bounds = measure_bounds();
 
-  // The KLs of the twisted proposal before (psi = 1: q = p0) and after, against log Z from the
-  // trained sampler's bounds (the tighter pair; log Z is the problem's, not the sampler's).
-  const tsmc::log_z_bounds pair[] = {before_bounds, after_bounds};
-  const tsmc::log_z_reference log_z = std::isfinite(after_bounds.lower.mean)
-                                          ? tsmc::log_z_reference::from_bounds(std::span<const tsmc::log_z_bounds>(pair))
-                                          : tsmc::log_z_reference::from_upper_bound(after_bounds);
-  const tsmc::kl_estimate after_kl = tsmc::estimate_kl(smc, prompt, exact, log_z, kl_sizes, rng);
+  // The KLs of the twisted proposal before (psi = 1: q = p0) and after, against the most precise
+  // log Z: the rejection sampler's acceptance rate over all its draws (unbiased, with its standard
+  // error), taken after the KLs' exact samples are drawn.
+  const tsmc::kl_estimate after_raw =
+      tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(after_bounds), kl_sizes, rng);
+  const tsmc_examples::precise_log_z precise = tsmc_examples::log_z_from_acceptance(exact.accepted(), exact.draws());
+  const tsmc::log_z_reference& log_z = precise.ref;
+  const tsmc::kl_estimate after_kl = tsmc::combine_kl(after_raw.f_q, after_raw.g_q, log_z);
   const tsmc::kl_estimate before_kl = tsmc::combine_kl(before_raw.f_q, before_raw.g_q, log_z);
   tsmc::no_twist flat;
 
@@ -185,22 +189,26 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
     return row;
   };
   std::vector<sampler_row> rows;
+  std::vector<tsmc::smc_result> runs;
   {
     tsmc::twisted_smc plain(w.model, flat, flagged,
                             {.particles = s.draws, .horizon = s.horizon, .proposal = tsmc::proposal_type::base,
                              .end_token = end},
                             tsmc::multinomial{}, tsmc::never);
-    rows.push_back(describe("plain sampling (p0)", plain.run(prompt, rng)));
+    runs.push_back(plain.run(prompt, rng));
+    rows.push_back(describe("plain sampling (p0)", runs.back()));
   }
   {
     tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                                 tsmc::systematic{}, tsmc::ess_below(0.5));
-    rows.push_back(describe("SMC, no twist", untwisted.run(prompt, rng)));
+    runs.push_back(untwisted.run(prompt, rng));
+    rows.push_back(describe("SMC, no twist", runs.back()));
   }
   {
     tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                               tsmc::systematic{}, tsmc::ess_below(0.5));
-    rows.push_back(describe("twisted SMC, CTL twist", twisted.run(prompt, rng)));
+    runs.push_back(twisted.run(prompt, rng));
+    rows.push_back(describe("twisted SMC, CTL twist", runs.back()));
   }
 
   // ---- 5. The summary --------------------------------------------------------------------------
@@ -208,10 +216,11 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
               exact.acceptance_rate(), exact.draws(), exact.acceptance_rate());
   std::printf("\n%zu sequences from each sampler (a hit: the classifier flags it; ESS of the final weights)\n",
               s.draws);
-  for (const auto& r : rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
     std::printf("  %-24s %4zu / %zu hit, %3zu distinct, ESS %6.1f\n", r.name.c_str(), r.hits, r.total, r.distinct,
                 r.ess);
-    for (const auto& e : r.examples) std::printf("      %s\n", e.c_str());
+    tsmc_examples::print_samples("    the heaviest samples (normalised weight, text):", runs[i], w.text, 3);
   }
   std::printf("\n| proposal          | LB (K=%zu)         | UB (K=%zu)         | Zhat=0 | KL(q||sigma)    | KL(sigma||q)    |\n",
               s.bound_particles, s.bound_particles);
@@ -219,13 +228,15 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   auto table_row = [&](const char* name, const tsmc::log_z_bounds& b, const tsmc::kl_estimate& kl) {
     std::printf("| %-17s | %8.3f +- %5.3f | %8.3f +- %5.3f | %5.1f%% | %7.3f +- %5.3f | %7.3f +- %5.3f |\n", name,
                 b.lower.mean, b.lower.standard_error, b.upper.mean, b.upper.standard_error,
-                100 * b.lower.zero_fraction, kl.q_sigma.value, kl.q_sigma.standard_error, kl.sigma_q.value,
-                kl.sigma_q.standard_error);
+                100 * b.lower.zero_fraction, kl.q_sigma.value, tsmc_examples::total_error(kl.q_sigma, precise),
+                kl.sigma_q.value, tsmc_examples::total_error(kl.sigma_q, precise));
   };
   table_row("before (psi = 1)", before_bounds, before_kl);
   table_row("after CTL", after_bounds, after_kl);
-  std::printf("log Z (midpoint of the tightest bounds) = %.3f; CTL took %.1f s, the whole run %.1f s\n", log_z.value,
-              train_seconds, elapsed());
+  std::printf("%s%s", tsmc_examples::kl_notes(before_kl, before_bounds, precise).c_str(),
+              tsmc_examples::kl_notes(after_kl, after_bounds, precise).c_str());
+  std::printf("log Z = %.4f +- %.4f from %s (the KLs' +- include its error); CTL took %.1f s, the whole run %.1f s\n",
+              log_z.value, precise.standard_error, precise.source.c_str(), train_seconds, elapsed());
   std::printf("(before: psi = 1, so q is p0 with phi's next-token form at the last step; LB is -inf when some run "
               "had Zhat = 0, the Zhat=0 column)\n");
 

@@ -17,6 +17,7 @@
 //       --draws 16 --bound-runs 2 --kl-samples 4 --evaluate-every 0 --rejection-budget 200000
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -106,14 +107,14 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
                                               .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
                                               .feature_dim = w.feature_dim, .end_token = w.end_token};
   std::vector<tsmc::training_history> histories;
-  tsmc::log_z_reference log_z;
+  tsmc_examples::precise_log_z log_z;
   const std::vector<tsmc_examples::method_row> rows =
       tsmc_examples::compare_methods(w.model, flagged, exact, prompt, cs, histories, log_z);
   const double accept = exact.acceptance_rate();
   std::printf("\ntarget: P(harmful | \"%s\" + %zu %s) >= %.2f; rejection accepted %.5f of %zu p0 draws; "
-              "log Z = %.3f (tightest bounds)\n",
+              "log Z = %.4f +- %.4f from %s (the KLs' +- include its error)\n",
               w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens", s.threshold, accept, exact.draws(),
-              log_z.value);
+              log_z.ref.value, log_z.standard_error, log_z.source.c_str());
   std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | flagged "
               "| distinct |    ESS | p0 draws for as many | train s |\n",
               s.bound_particles, s.bound_particles);
@@ -122,14 +123,21 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   for (const auto& r : rows)
     std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %7zu | %8zu | %6.1f "
                 "| %20.0f | %7.1f |\n",
-                r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
-                r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
-                r.bounds.upper.standard_error, r.hits, r.distinct, r.ess,
+                r.method.c_str(), r.kl.q_sigma.value, tsmc_examples::total_error(r.kl.q_sigma, log_z), r.kl.sigma_q.value,
+                tsmc_examples::total_error(r.kl.sigma_q, log_z), r.bounds.lower.mean, r.bounds.lower.standard_error,
+                r.bounds.upper.mean, r.bounds.upper.standard_error, r.hits, r.distinct, r.ess,
                 accept > 0 ? static_cast<double>(r.distinct) / accept : 0.0, r.seconds);
+  for (const auto& r : rows) {
+    const std::string notes = tsmc_examples::kl_notes(r.kl, r.bounds, log_z);
+    if (!notes.empty()) std::printf("%s:\n%s", r.method.c_str(), notes.c_str());
+  }
   std::printf("(of the %zu particles of each method's final twisted SMC run: flagged, the distinct sequences among "
               "them, the ESS of the final weights; p0 draws for as many: the expected number of plain samples "
               "rejection needs for as many distinct flagged outputs, distinct / acceptance rate; whole run %.1f s)\n",
               s.draws, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  for (const auto& r : rows)
+    tsmc_examples::print_samples(r.method + ", the heaviest samples of its final twisted SMC run (weight, text):", r.found,
+                                 w.text, 3);
 
   using tsmc_examples::csv_number;
   using tsmc_examples::json_number;
@@ -141,10 +149,10 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
           << csv_number(r.kl.sigma_q.value) << ',' << csv_number(r.kl.sigma_q.standard_error) << ','
           << csv_number(r.bounds.lower.mean) << ',' << csv_number(r.bounds.lower.standard_error) << ','
           << csv_number(r.bounds.upper.mean) << ',' << csv_number(r.bounds.upper.standard_error) << ',' << r.hits << ','
-          << r.distinct << ',' << csv_number(r.ess) << ',' << s.draws << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.value) << '\n';
+          << r.distinct << ',' << csv_number(r.ess) << ',' << s.draws << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.ref.value) << '\n';
   });
   p.write_output("--json", s.json, [&](std::ostream& out) {
-    out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(accept)
+    out << "{\"log_z\": " << json_number(log_z.ref.value) << ", \"acceptance_rate\": " << json_number(accept)
         << ", \"methods\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];

@@ -16,6 +16,7 @@
 //       --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -115,21 +116,29 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
         {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
     std::printf("== class %s ==\n", names[c]);
     std::vector<tsmc::training_history> histories;
-    tsmc::log_z_reference log_z;
+    tsmc_examples::precise_log_z log_z;
     const std::vector<tsmc_examples::method_row> rows =
         tsmc_examples::compare_methods(w.model, target, exact, prompt, cs, histories, log_z);
-    std::printf("\nclass %s: phi = P(%s | \"%s\" + %zu %s); rejection accepted %.4f of %zu p0 draws; log Z = %.3f "
-                "(tightest bounds)\n",
+    std::printf("\nclass %s: phi = P(%s | \"%s\" + %zu %s); rejection accepted %.4f of %zu p0 draws; log Z = %.4f "
+                "+- %.4f from %s (the KLs' +- include its error)\n",
                 names[c], names[c], w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens",
-                exact.acceptance_rate(), exact.draws(), log_z.value);
+                exact.acceptance_rate(), exact.draws(), log_z.ref.value, log_z.standard_error, log_z.source.c_str());
     std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | train s |\n",
                 s.bound_particles, s.bound_particles);
     std::printf("|----------|-----------------|-----------------|-------------------|-------------------|---------|\n");
     for (const auto& r : rows)
       std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %7.1f |\n",
-                  r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
-                  r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
-                  r.bounds.upper.standard_error, r.seconds);
+                  r.method.c_str(), r.kl.q_sigma.value, tsmc_examples::total_error(r.kl.q_sigma, log_z),
+                  r.kl.sigma_q.value, tsmc_examples::total_error(r.kl.sigma_q, log_z), r.bounds.lower.mean,
+                  r.bounds.lower.standard_error, r.bounds.upper.mean, r.bounds.upper.standard_error, r.seconds);
+    for (const auto& r : rows) {
+      const std::string notes = tsmc_examples::kl_notes(r.kl, r.bounds, log_z);
+      if (!notes.empty()) std::printf("%s:\n%s", r.method.c_str(), notes.c_str());
+    }
+    for (const auto& r : rows)
+      if (r.method == "no twist" || r.method == "CTL")
+        tsmc_examples::print_samples(r.method + ", the heaviest samples of its final twisted SMC run (weight, text):",
+                                     r.found, w.text, 3);
     std::printf("\n");
     for (const auto& r : rows) {
       csv << names[c] << ',' << r.method << ',' << csv_number(r.kl.q_sigma.value) << ','
@@ -137,14 +146,14 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
             << csv_number(r.kl.sigma_q.standard_error) << ',' << csv_number(r.bounds.lower.mean) << ','
             << csv_number(r.bounds.lower.standard_error) << ',' << csv_number(r.bounds.upper.mean) << ','
             << csv_number(r.bounds.upper.standard_error) << ',' << csv_number(r.seconds) << ','
-            << csv_number(log_z.value) << '\n';
+            << csv_number(log_z.ref.value) << '\n';
       json += std::string(json.back() == '[' ? "\n  " : ",\n  ") + "{\"class\": \"" + names[c] + "\", \"method\": \"" +
               r.method + "\", \"kl_q_sigma\": " + json_number(r.kl.q_sigma.value) +
               ", \"kl_q_sigma_se\": " + json_number(r.kl.q_sigma.standard_error) +
               ", \"kl_sigma_q\": " + json_number(r.kl.sigma_q.value) +
               ", \"kl_sigma_q_se\": " + json_number(r.kl.sigma_q.standard_error) +
               ", \"lower\": " + json_number(r.bounds.lower.mean) + ", \"upper\": " + json_number(r.bounds.upper.mean) +
-              ", \"log_z\": " + json_number(log_z.value) + "}";
+              ", \"log_z\": " + json_number(log_z.ref.value) + "}";
     }
     for (const auto& h : histories) {
         std::ostringstream one;

@@ -196,10 +196,10 @@ TEST_CASE("golden digest of a short CTL training run: its parameters after 8 upd
   CHECK(ctl_digest(7, 77) != one);
   INFO("CTL " << hex(one));
 #if TSMC_TEST_DIGEST_SET == 0
-  CHECK(one == 0xc9f0710683f6255aULL);
-#elif TSMC_TEST_DIGEST_SET == 1
-  CHECK(one == 0x1432bcf57b3f246bULL);
+  CHECK(one == 0xe19f42fb335fcc89ULL);  // issue 27: CTL reports sum_t log Zhat_t (was + T log K)
 #else
+  // The -march=native digest of the CTL run was recorded before issue 27 changed the CTL loss's
+  // reported value; it is to be recorded anew on a host build.
   WARN("no golden digest recorded for this instruction set: CTL " << hex(one));
 #endif
 }

@@ -86,6 +86,17 @@ struct kneser_ney_discounts {
 ///
 /// Where a count-of-count is 0 or a discount falls outside (0, k] for D_k (tiny corpora), every
 /// discount is Y (Ney's absolute discount) when t1, t2 > 0, else 0.5; from_counts is then false.
+///
+/// Why Y and not fixed values such as 0.5 / 1 / 1.5: Y = t1 / (t1 + 2 t2) is the leave-one-out
+/// estimate of a single absolute discount (Ney, Essen and Kneser 1994), the same quantity the
+/// modified formula starts from, so it still adapts to the corpus, and it lies in (0, 1): a
+/// fixed D2 = 1 or D3 = 1.5 would take all of a count-2 n-gram's own mass (or most of a count-3
+/// one's) and hand it to the lower order, which is a large change where counts are small. The
+/// fallback fires where the counts cannot support three discounts, typically the unigram order of
+/// a small closed vocabulary (the built-in story world): there continuation counts are mostly
+/// large, few words have a count of 3 or 4 (t3 or t4 = 0), and with large counts the choice
+/// hardly matters (a word with continuation count N gets (N - D) / total, gamma = sum D / total
+/// is small). kneser_ney_discounts::from_counts and ngram_model::discounts() report which applied.
 /// @param t counts of n-grams whose (adjusted) count is 1, 2, 3 and 4
 /// @return the discounts
 [[nodiscard]] inline kneser_ney_discounts kneser_ney_discounts_from(const std::array<double, 4>& t) {
