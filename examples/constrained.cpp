@@ -11,7 +11,7 @@
 //
 //   ./build/dev/examples/constrained --contains dog,cat
 //   ./build/dev/examples/constrained --regex "the [a-z ]*(dog|cat)[a-z ]*" --horizon 12
-//   ./build/dev/examples/constrained --llama2c stories15M.bin --tokenizer tokenizer.bin \
+//   ./build/dev/examples/constrained --llama2c stories15M.bin --tokenizer tokenizer.bin
 //       --regex " [A-Za-z ,]*(dog|cat)[A-Za-z ,]*\." --horizon 40
 //
 // The regex applies to the generated text alone: for the word models the words joined by spaces
