@@ -63,37 +63,38 @@ struct unit_potential {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"constrained: twisted SMC whose samples satisfy a regular expression and / or contain one of given "
-               "words; acceptance rate of plain sampling, ESS, bounds on log Z, samples, cost per token"};
-  app.add_option("--regex", s.regex,
-                 "the generated text must match this regular expression fully (syntax: "
-                 "include/tsmc/constraints/regex.hpp)");
-  app.add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
+  tsmc_examples::program p("constrained",
+                           "constrained: twisted SMC whose samples satisfy a regular expression and / or contain one "
+                           "of given words; acceptance rate of plain sampling, ESS, bounds on log Z, samples, cost "
+                           "per token");
+  using tsmc_examples::limits;
+  p.app().add_option("--regex", s.regex,
+                     "the generated text must match this regular expression fully (syntax: "
+                     "include/tsmc/constraints/regex.hpp)");
+  p.app().add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
       ->delimiter(',');
-  app.add_option("--horizon", s.horizon, "T, the most generated tokens")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--particles", s.particles, "K")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--runs", s.runs, "SMC runs (and conditional runs) for the bounds")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--samples", s.samples, "samples to print")->capture_default_str();
-  app.add_option("--rejection-budget", s.rejection_budget,
-                 "the most plain p0 draws for the acceptance rate and the exact samples")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the summary as CSV");
-  app.add_option("--json", s.json, "write the summary and the samples as JSON");
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, the most generated tokens");
+  p.count("--particles", s.particles, 1, limits::particles_max, "K");
+  p.count("--runs", s.runs, 1, limits::runs_max, "SMC runs (and conditional runs) for the bounds");
+  p.count("--samples", s.samples, 0, limits::samples_max, "samples to print");
+  p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
+          "the most plain p0 draws for the acceptance rate and the exact samples");
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the summary as CSV");
+  p.output("--json", s.json, "write the summary and the samples as JSON");
+  tsmc_examples::add_model_options(p, s.model);
+  if (const auto status = p.parse(argc, argv)) return *status;
   if (s.regex.empty() && s.contains.empty()) s.contains = {"dog", "cat"};
-  return tsmc_examples::with_model("constrained", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   using model_type = std::remove_cvref_t<decltype(w.model)>;
   constexpr bool is_llama2c = std::is_same_v<model_type, tsmc::llama2c::model>;
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
@@ -203,8 +204,7 @@ int run(const settings& s, World& w) {
   }
   using tsmc_examples::csv_number;
   using tsmc_examples::json_number;
-  if (!s.csv.empty()) {
-    std::ofstream csv(s.csv);
+  p.write_output("--csv", s.csv, [&](std::ostream& csv) {
     csv << "acceptance_rate,plain_draws,ess,lower,lower_se,upper,upper_se,us_per_token_constrained,"
            "us_per_token_unconstrained\n";
     csv << csv_number(exact.acceptance_rate()) << ',' << exact.draws() << ','
@@ -212,9 +212,8 @@ int run(const settings& s, World& w) {
         << csv_number(lb.standard_error) << ',' << (have_upper ? csv_number(ub.mean) : "") << ','
         << (have_upper ? csv_number(ub.standard_error) : "") << ',' << csv_number(constrained_seconds * per_token)
         << ',' << csv_number(plain_seconds * per_token) << '\n';
-  }
-  if (!s.json.empty()) {
-    std::ofstream json(s.json);
+  });
+  p.write_output("--json", s.json, [&](std::ostream& json) {
     json << "{\"acceptance_rate\": " << json_number(exact.acceptance_rate()) << ", \"plain_draws\": " << exact.draws()
          << ", \"ess\": " << json_number(ess / static_cast<double>(s.runs)) << ", \"lower\": " << json_number(lb.mean)
          << ", \"lower_se\": " << json_number(lb.standard_error)
@@ -223,7 +222,7 @@ int run(const settings& s, World& w) {
          << ", \"us_per_token_constrained\": " << json_number(constrained_seconds * per_token)
          << ", \"us_per_token_unconstrained\": " << json_number(plain_seconds * per_token)
          << ", \"samples\": [" << json_samples << "]}\n";
-  }
+  });
   // Every weighted particle of a run with feasibility satisfies the constraint.
   return satisfied == shown ? 0 : 1;
 }
