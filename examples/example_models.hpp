@@ -10,13 +10,15 @@
 /// model's own tokens.
 ///
 /// Each program writes its body once as a generic lambda over a tsmc_examples::model_world and
-/// runs it through tsmc_examples::with_model, which builds the world the options ask for and
-/// turns a library error (a malformed file, a tokenizer that does not match the checkpoint, an
-/// exhausted rejection budget) into a message on stderr and exit status 1. Bad combinations of
-/// options (--llama2c without --tokenizer, --tokenizer without --llama2c, --arpa with --llama2c,
-/// a file that does not exist) are CLI11 errors: a message and a non-zero exit before anything
-/// runs.
+/// runs it through tsmc_examples::with_model, which builds the world the options ask for, checks
+/// the options that need the model (the prompt's words, the horizon) and turns a library error (a
+/// malformed file, a tokenizer that does not match the checkpoint, an exhausted rejection budget)
+/// into a message on stderr and exit status 1 (program_support.hpp). Bad combinations of options
+/// (--llama2c without --tokenizer, --tokenizer without --llama2c, --arpa with --llama2c, a file
+/// that does not exist) are reported by program::parse: a message and exit status 2 before
+/// anything runs.
 #include "example_world.hpp"
+#include "program_support.hpp"
 
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
@@ -30,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,25 +48,23 @@ struct model_options {
 };
 
 /// @brief Adds --arpa, --llama2c, --tokenizer and --prompt to a program's options, with their
-/// rules: the files must exist, --llama2c and --tokenizer need each other, --arpa excludes
-/// --llama2c (CLI11 reports a violation and the program exits with a non-zero status).
-/// @param app the program's CLI11 application
+/// rules: the files must exist and be files, --llama2c and --tokenizer need each other, --arpa
+/// excludes --llama2c, the prompt must not be empty (program::parse reports a violation and the
+/// program exits with status 2 before anything runs).
+/// @param p the program
 /// @param m where the values go
-inline void add_model_options(CLI::App& app, model_options& m) {
-  CLI::Option* arpa = app.add_option("--arpa", m.arpa,
-                                     "p0 = an n-gram model read from this ARPA file (KenLM, SRILM) instead of the "
-                                     "built-in trigram; the classifiers are trained on the built-in corpus in its "
-                                     "vocabulary")
-                          ->check(CLI::ExistingFile);
-  CLI::Option* llama = app.add_option("--llama2c", m.llama2c,
-                                      "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
-                                      "sequences end at BOS (1) as in llama2.c (infilling has no end token)")
-                           ->check(CLI::ExistingFile);
-  CLI::Option* tokenizer =
-      app.add_option("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)")
-          ->check(CLI::ExistingFile);
-  app.add_option("--prompt", m.prompt,
-                 "the prompt text (default: \"the\"; with --llama2c: \"Once upon a time\")");
+inline void add_model_options(program& p, model_options& m) {
+  CLI::Option* arpa = p.input("--arpa", m.arpa,
+                              "p0 = an n-gram model read from this ARPA file (KenLM, SRILM, IRSTLM) instead of the "
+                              "built-in trigram; the classifiers are trained on the built-in corpus in its "
+                              "vocabulary");
+  CLI::Option* llama = p.input("--llama2c", m.llama2c,
+                               "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
+                               "sequences end at BOS (1) as in llama2.c (infilling has no end token)");
+  CLI::Option* tokenizer = p.input("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)");
+  p.text("--prompt", m.prompt,
+         "the prompt text (default: \"the\"; with --llama2c: \"Once upon a time\"); with a word model every word "
+         "must be in its vocabulary");
   arpa->excludes(llama);
   llama->needs(tokenizer);
   tokenizer->needs(llama);
@@ -204,34 +205,62 @@ inline std::unique_ptr<model_world<tsmc::llama2c::model>> llama2c_world(const mo
   return m;
 }
 
-/// @brief Builds the world the options ask for and runs `body(world)` on it (a generic lambda:
-/// it is compiled for the n-gram and the llama2.c world). A library exception is reported as
-/// "<program>: error: <message>" on stderr with exit status 1.
-/// @param program the program's name, for the message
+/// @brief The words of a word model's prompt that are not in its vocabulary (they would be read
+/// as `<unk>`), as "'w1', 'w2'"; empty when there are none.
+inline std::string unknown_prompt_words(const tsmc::word_tokenizer& vocabulary, const std::string& prompt) {
+  std::string unknown;
+  for (const std::string& word : tsmc::split_words(prompt))
+    if (!vocabulary.contains(word)) unknown += (unknown.empty() ? "'" : ", '") + word + "'";
+  return unknown;
+}
+
+/// @brief Builds the world the options ask for, checks the options that need the model (every
+/// prompt word in a word model's vocabulary; the prompt and --horizon within a llama2.c model's
+/// seq_len) and runs `body(world)` on it (a generic lambda: it is compiled for the n-gram and the
+/// llama2.c world), through program::run: an error is reported as "<program>: error: <message>"
+/// with a non-zero status.
+/// @param p the program
 /// @param o the model options
 /// @param corpus sentences of the built-in grammar (the built-in model's corpus, and the
 /// classifiers' training set for every model)
+/// @param horizon the tokens each sequence gets after the prompt (--horizon)
 /// @param body int(model_world<M>&), the program
-/// @return body's status, or 1 after an error
+/// @return body's status, or the error's status
 template <class Body>
-int with_model(const char* program, const model_options& o, std::size_t corpus, Body&& body) {
-  try {
+int with_model(program& p, const model_options& o, std::size_t corpus, std::size_t horizon, Body&& body) {
+  return p.run([&]() -> int {
+    // A file that does not load is reported with the option that named it.
+    auto load = [&](auto make) {
+      try {
+        return make();
+      } catch (const std::exception& e) {
+        const std::string what = !o.llama2c.empty() ? "--llama2c " + quote_value(o.llama2c) + " with --tokenizer " +
+                                                          quote_value(o.tokenizer)
+                                                    : "--arpa " + quote_value(o.arpa);
+        throw std::runtime_error(what + ": " + e.what());
+      }
+    };
     if (!o.llama2c.empty()) {
-      auto w = llama2c_world(o, corpus);
+      auto w = load([&] { return llama2c_world(o, corpus); });
+      if (w->prompt.size() + horizon > w->model.max_length())
+        throw option_error("--horizon " + std::to_string(horizon) + " after the prompt's " +
+                           std::to_string(w->prompt.size()) + " tokens (BOS included) exceeds the model's seq_len " +
+                           std::to_string(w->model.max_length()));
       return body(*w);
     }
-    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt) : arpa_world(o.arpa, corpus, o.prompt);
+    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt)
+                            : load([&] { return arpa_world(o.arpa, corpus, o.prompt); });
+    const std::string unknown = unknown_prompt_words(w->model.vocabulary(), w->prompt_text);
+    if (!unknown.empty())
+      throw option_error("--prompt " + quote_value(w->prompt_text) + ": the model's vocabulary has no word " + unknown +
+                         " (" + std::to_string(w->model.vocab_size()) + " tokens; it would be read as <unk>)");
     w->prompt = w->model.vocabulary().encode(w->prompt_text);
     w->feature_dim = w->model.feature_dimension();
     w->text = word_text(w->model, w->prompt);
     const tsmc::ngram_model& model = w->model;
     w->tokens_text = [&model](std::span<const tsmc::token> s) { return model.vocabulary().decode(s); };
     return body(*w);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
-    return 1;
-  }
+  });
 }
 
 }  // namespace tsmc_examples

@@ -67,43 +67,49 @@ struct measurement {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"flagship: learn a twist by CTL for a rare target on the built-in world, then compare plain "
-               "sampling, SMC with no twist and twisted SMC (hits, bounds on log Z, KLs before and after)"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens generated after the prompt (--prompt)")->capture_default_str();
-  app.add_option("--updates", s.updates, "CTL updates")->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
-  app.add_option("--draws", s.draws, "N, sequences drawn by each sampler in the comparison")->capture_default_str();
-  app.add_option("--bound-particles", s.bound_particles, "K of the bounds' SMC runs")->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL estimate")->capture_default_str();
-  app.add_option("--evaluate-every", s.evaluate_every, "bounds and KLs every n updates during training (0: never)")
-      ->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the summary table as CSV");
-  app.add_option("--json", s.json, "write the summary as JSON");
-  app.add_option("--history-csv", s.history_csv, "write the training history as CSV");
-  app.add_option("--sweep-csv", s.sweep_csv,
-                 "after training, write the bounds on log Z versus K (1, 4, 16, ... up to --sweep-max) for SMC "
-                 "with no twist and with the learned twist as CSV (the data of docs/bounds_vs_k.png)");
-  app.add_option("--sweep-max", s.sweep_max, "the largest K of the sweep")->capture_default_str();
-  app.add_option("--sweep-runs", s.sweep_runs, "runs per K of the sweep")->capture_default_str();
-  app.add_option("--rejection-budget", s.rejection_budget,
-                 "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
-                 "error when they are spent")
-      ->capture_default_str();
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
-  return tsmc_examples::with_model("flagship", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  tsmc_examples::program p("flagship",
+                           "flagship: learn a twist by CTL for a rare target on the built-in world, then compare plain "
+                           "sampling, SMC with no twist and twisted SMC (hits, bounds on log Z, KLs before and after)");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, tokens generated after the prompt (--prompt)");
+  p.count("--updates", s.updates, 1, limits::updates_max, "CTL updates");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size");
+  p.count("--draws", s.draws, 1, limits::particles_max, "N, sequences drawn by each sampler in the comparison");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds' SMC runs");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL estimate");
+  p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
+          "bounds and KLs every n updates during training (0: never; at most --updates)");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the summary table as CSV");
+  p.output("--json", s.json, "write the summary as JSON");
+  p.output("--history-csv", s.history_csv, "write the training history as CSV");
+  CLI::Option* sweep_csv = p.output("--sweep-csv", s.sweep_csv,
+                                    "after training, write the bounds on log Z versus K (1, 4, 16, ... up to "
+                                    "--sweep-max) for SMC with no twist and with the learned twist as CSV (the data "
+                                    "of docs/bounds_vs_k.png)");
+  p.count("--sweep-max", s.sweep_max, 1, limits::particles_max, "the largest K of the sweep (needs --sweep-csv)")
+      ->needs(sweep_csv);
+  p.count("--sweep-runs", s.sweep_runs, 1, limits::runs_max, "runs per K of the sweep (needs --sweep-csv)")
+      ->needs(sweep_csv);
+  p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
+          "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
+          "error when they are spent");
+  tsmc_examples::add_model_options(p, s.model);
+  p.rule([&] { return tsmc_examples::evaluate_every_rule(s.evaluate_every, s.updates); });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  p.explain("rejection_options::budget", [&] { return tsmc_examples::budget_explanation(s.rejection_budget); });
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
@@ -223,12 +229,7 @@ int run(const settings& s, World& w) {
   std::printf("(before: psi = 1, so q is p0 with phi's next-token form at the last step; LB is -inf when some run "
               "had Zhat = 0, the Zhat=0 column)\n");
 
-  if (!s.csv.empty()) {
-    std::ofstream out(s.csv);
-    if (!out) {
-      std::fprintf(stderr, "flagship: cannot write %s\n", s.csv.c_str());
-      return 2;
-    }
+  p.write_output("--csv", s.csv, [&](std::ostream& out) {
     using tsmc_examples::csv_number;
     out << "row,lower,lower_se,upper,upper_se,zero_fraction,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,hits,distinct,ess,draws\n";
     auto line = [&](const char* name, const tsmc::log_z_bounds& b, const tsmc::kl_estimate& kl, const sampler_row& r) {
@@ -241,13 +242,8 @@ int run(const settings& s, World& w) {
     };
     line("before", before_bounds, before_kl, rows[1]);
     line("after", after_bounds, after_kl, rows[2]);
-  }
-  if (!s.json.empty()) {
-    std::ofstream out(s.json);
-    if (!out) {
-      std::fprintf(stderr, "flagship: cannot write %s\n", s.json.c_str());
-      return 2;
-    }
+  });
+  p.write_output("--json", s.json, [&](std::ostream& out) {
     using tsmc_examples::json_number;
     using tsmc_examples::json_string;
     out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(exact.acceptance_rate())
@@ -270,7 +266,7 @@ int run(const settings& s, World& w) {
     out << ", ";
     entry("after", after_bounds, after_kl);
     out << "]}\n";
-  }
+  });
   if (!s.sweep_csv.empty()) {
     const tsmc::sweep_options base_sweep{.particles = tsmc::particle_counts(s.sweep_max), .runs = s.sweep_runs,
                                          .method = "no twist"};
@@ -283,12 +279,9 @@ int run(const settings& s, World& w) {
     const auto twisted = tsmc::sweep_particles(w.model, twist, flagged, o, tsmc::systematic{}, tsmc::ess_below(0.5),
                                                prompt, exact, twisted_sweep, rng);
     reports.insert(reports.end(), twisted.begin(), twisted.end());
-    tsmc::write_csv_file(s.sweep_csv, reports);
+    p.write_output("--sweep-csv", s.sweep_csv, [&](std::ostream& out) { tsmc::write_csv(out, reports); });
     std::printf("%s", tsmc::markdown_table(reports).c_str());
   }
-  if (!s.history_csv.empty()) {
-    std::ofstream out(s.history_csv);
-    history.write_csv(out);
-  }
+  p.write_output("--history-csv", s.history_csv, [&](std::ostream& out) { history.write_csv(out); });
   return 0;
 }
