@@ -106,6 +106,7 @@ TEST_CASE("bpe: UTF-8 decoding replaces each maximal ill-formed subpart by one U
   CHECK(tsmc::to_valid_utf8("\xE2\x82") == r);                               // truncated at the end
   CHECK(tsmc::to_valid_utf8("\xE2\x82z") == r + "z");                        // truncated before 'z'
   CHECK(tsmc::to_valid_utf8("\xED\xA0\x80") == r + r + r);                   // a surrogate
+  CHECK(tsmc::to_valid_utf8("\xE0\x80\xAF") == r + r + r);                   // overlong 3-byte
   CHECK(tsmc::to_valid_utf8("\xF0\x80\x80\x80") == r + r + r + r);           // overlong 4-byte
   CHECK(tsmc::to_valid_utf8("\xF4\x90\x80\x80") == r + r + r + r);           // past U+10FFFF
   CHECK(tsmc::to_valid_utf8("\xF0\x9F\x98") == r);                           // truncated emoji
@@ -163,6 +164,7 @@ TEST_CASE("bpe: the pre-tokenizers cut text as their regexes do", "[gguf]") {
   CHECK(split(pretokenizer::llama3, "!!\n\nx") == std::vector<std::string>{"!!\n\n", "x"});
   CHECK(split(pretokenizer::gpt2, "!!\n\nx") == std::vector<std::string>{"!!", "\n", "\n", "x"});
   CHECK(split(pretokenizer::llama3, " \n y") == std::vector<std::string>{" \n", " y"});
+  CHECK(split(pretokenizer::llama3, "a\nb\r\nc") == std::vector<std::string>{"a", "\n", "b", "\r\n", "c"});
   CHECK(split(pretokenizer::llama3, "a  \t") == std::vector<std::string>{"a", "  \t"});
   // U+0085 is white space, U+FEFF is not (Unicode's White_Space, not JavaScript's \s).
   CHECK(split(pretokenizer::gpt2, "!\xC2\x85") == std::vector<std::string>{"!", "\xC2\x85"});
