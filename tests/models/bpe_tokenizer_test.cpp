@@ -1,6 +1,7 @@
 // Byte-level BPE, its pre-tokenizers and Unicode tables, and the llama2.c tokenizer built from
 // vectors (the two tokenizer types a GGUF file names). The peers (gpt-3-encoder, Hugging Face
 // tokenizers) run in tests/peers/bpe_peers.mjs (ctest peer.bpe).
+#include <tsmc/constraints/token_bytes.hpp>
 #include <tsmc/models/bpe_tokenizer.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/pretokenizer.hpp>
@@ -255,6 +256,17 @@ TEST_CASE("bpe: merges chain into longer tokens and decode back", "[gguf]") {
   // Ill-formed bytes come back as U+FFFD (what the text meant to a peer), not as themselves.
   CHECK(tok.decode(tok.encode("a\xFF" "b\xE2\x82")) == "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
   CHECK(tok.encode("\xFF") == token_sequence{byte_id('\xEF'), byte_id('\xBF'), byte_id('\xBD')});
+}
+
+TEST_CASE("bpe: the tokenizer lifts constraints through token_bytes (TokenizerWithBytes)", "[gguf]") {
+  STATIC_REQUIRE(tsmc::TokenizerWithBytes<bpe_tokenizer>);
+  vocabulary v;
+  const token space_w = v.merge(" ", "w");
+  const token eos = v.add("<|endoftext|>", token_type::control);
+  const bpe_tokenizer tok = v.build({.eos = eos});
+  const tsmc::token_byte_table table = tsmc::make_token_byte_table(tok);
+  CHECK(table.bytes[static_cast<std::size_t>(space_w)] == " w");
+  CHECK(table.bytes[static_cast<std::size_t>(eos)].empty());
 }
 
 TEST_CASE("bpe: Llama 3 vocabularies take a word that is a token whole (ignore_merges)", "[gguf]") {
