@@ -271,6 +271,19 @@ template <class Model, class Twist, class Pot, class Exact>
   return out;
 }
 
+namespace detail {
+
+/// @brief The checks of a sweep's options, as sweep_particles makes them: at least one K, each K
+/// and the run count positive; the messages name `function`.
+inline void check_sweep_options(const char* function, const sweep_options& options) {
+  check_positive(function, "options.particles.size()", options.particles.size());
+  check_positive(function, "options.runs", options.runs);
+  for (std::size_t i = 0; i < options.particles.size(); ++i)
+    check_positive(function, "options.particles[" + std::to_string(i) + "]", options.particles[i]);
+}
+
+}  // namespace detail
+
 /// @brief sweep_particles (Figure 3) with seeded bounds: the i-th K's bounds are
 /// estimate_bounds_seeded with the seed stream_seed(seed, sweep_stream, i).
 /// @throw as sweep_particles
@@ -281,11 +294,7 @@ template <class Model, class Twist, class Pot, class Scheme, class Trigger, clas
                                                                 Exact& exact, const sweep_options& options,
                                                                 std::uint64_t seed,
                                                                 const std::optional<kl_estimate>& kl = std::nullopt) {
-  constexpr const char* function = "sweep_particles_seeded";
-  check_positive(function, "options.particles.size()", options.particles.size());
-  check_positive(function, "options.runs", options.runs);
-  for (std::size_t i = 0; i < options.particles.size(); ++i)
-    check_positive(function, "options.particles[" + std::to_string(i) + "]", options.particles[i]);
+  detail::check_sweep_options("sweep_particles_seeded", options);
   std::vector<bounds_report> out;
   for (std::size_t i = 0; i < options.particles.size(); ++i) {
     base.particles = options.particles[i];

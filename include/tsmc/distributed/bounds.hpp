@@ -111,10 +111,7 @@ template <class Model, class Twist, class Pot, class Scheme, class Trigger, clas
                                                          std::uint64_t seed,
                                                          const std::optional<kl_estimate>& kl = std::nullopt) {
   constexpr const char* function = "distributed::sweep_particles";
-  check_positive(function, "options.particles.size()", options.particles.size());
-  check_positive(function, "options.runs", options.runs);
-  for (std::size_t i = 0; i < options.particles.size(); ++i)
-    check_positive(function, "options.particles[" + std::to_string(i) + "]", options.particles[i]);
+  tsmc::detail::check_sweep_options(function, options);
   std::vector<bounds_report> out;
   for (std::size_t i = 0; i < options.particles.size(); ++i) {
     base.particles = options.particles[i];
