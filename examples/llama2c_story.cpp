@@ -96,8 +96,18 @@ int run(const settings& s) {
   }
   const std::size_t particles = s.particles, horizon = s.horizon;
 
-  tsmc::llama2c::model model(model_path);  // memory-mapped, validated against the file size
-  const tsmc::llama2c::tokenizer tok(tokenizer_path, model.vocab_size());  // vocabularies must match
+  // A file that does not load is reported with the option that named it.
+  auto named = [](const std::string& option, const std::filesystem::path& path, auto load) {
+    try {
+      return load();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(option + " " + tsmc_examples::quote_value(path.string()) + ": " + e.what());
+    }
+  };
+  tsmc::llama2c::model model = named("--checkpoint", model_path, [&] { return tsmc::llama2c::model(model_path); });
+  const tsmc::llama2c::tokenizer tok = named("--tokenizer", tokenizer_path, [&] {
+    return tsmc::llama2c::tokenizer(tokenizer_path, model.vocab_size());  // vocabularies must match
+  });
   const tsmc::token_sequence prompt = tok.encode(s.prompt, /*add_bos=*/true);
   if (prompt.size() + horizon > model.max_length())
     throw tsmc_examples::option_error("--horizon " + std::to_string(horizon) + " after the prompt's " +

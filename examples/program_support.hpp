@@ -113,10 +113,11 @@ struct limits {
   static constexpr std::size_t rejection_budget_max = 1'000'000'000'000;  ///< p0 draws of rejection sampling
 };
 
-/// @brief The rule between --evaluate-every and --updates: an evaluation period longer than the
-/// training would never evaluate (0 says that).
-inline std::string evaluate_every_rule(std::size_t evaluate_every, std::size_t updates) {
-  if (evaluate_every <= updates) return "";
+/// @brief The rule between --evaluate-every and --updates: an evaluation period given on the
+/// command line that is longer than the training would never evaluate (0 says that). The
+/// default period is not held against a short training (it evaluates at the end).
+inline std::string evaluate_every_rule(const CLI::Option* given, std::size_t evaluate_every, std::size_t updates) {
+  if (given->count() == 0 || evaluate_every <= updates) return "";
   return "--evaluate-every " + std::to_string(evaluate_every) + " exceeds --updates " + std::to_string(updates) +
          ": no evaluation would run (--evaluate-every 0 says none)";
 }

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds' SMC runs");
   p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
   p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL");
-  p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
+  const CLI::Option* evaluate_every = p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
           "evaluation every n updates in the history (0: never; at most --updates)");
   p.count("--draws", s.draws, 1, limits::particles_max, "particles of the final twisted SMC run");
   p.seed("--seed", s.seed, "random seed");
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
           "the most p0 draws rejection sampling (the exact samples of sigma) may use per class; the run "
           "stops with an error when they are spent");
   tsmc_examples::add_model_options(p, s.model);
-  p.rule([&] { return tsmc_examples::evaluate_every_rule(s.evaluate_every, s.updates); });
+  p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
   if (const auto status = p.parse(argc, argv)) return *status;
   p.explain("rejection_options::budget", [&] { return tsmc_examples::budget_explanation(s.rejection_budget); });
   return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });

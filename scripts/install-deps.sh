@@ -2,7 +2,7 @@
 # Installs the Debian/Ubuntu packages tsmc needs to build, test and benchmark; does nothing when
 # they are all present. Run as root or with sudo available.
 set -euo pipefail
-packages=(g++ cmake ninja-build libeigen3-dev catch2 libbenchmark-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin time python3)
+packages=(g++ cmake ninja-build libeigen3-dev catch2 libbenchmark-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin time python3 irstlm)
 # Extra packages a caller needs (scripts/test-sanitizers.sh: clang and its sanitiser runtimes).
 # shellcheck disable=SC2206
 packages+=(${TSMC_EXTRA_PACKAGES:-})

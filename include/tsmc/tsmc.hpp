@@ -10,6 +10,7 @@
 
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>

@@ -289,13 +289,20 @@ std::vector<row> matrix() {
   add("llama2c_story", {"--checkpoint", models + "/tiny.bin"}, "--tokenizer");
   add("llama2c_story", {"--tokenizer", models + "/tiny_tokenizer.bin"}, "--checkpoint");
   add("llama2c_story", {"--horizon", "1000"}, "--horizon");
+  add("llama2c_story", {"--checkpoint", models + "/tiny_tokenizer.bin", "--tokenizer", models + "/tiny_tokenizer.bin"},
+      "--checkpoint", 1);
+  add("llama2c_story", {"--checkpoint", models + "/tiny.bin", "--tokenizer", models + "/builtin.arpa"}, "--tokenizer",
+      1);
   add("llama2c_story", {"stories15M.bin", "tokenizer.bin"}, "stories15M.bin");
   add("bounds_sweep", {"--runs"}, "--runs");
   add("bounds_sweep", {"--csv", "{dir}/no_such_directory/x.csv"}, "--csv");
   add("write_example_models", {"--out", "{existing}"}, "--out");
   add("write_example_models", {"--out", "{dir}/no_such_directory/models"}, "--out");
   add("write_example_models", {"--stories15m-shape=maybe"}, "--stories15m-shape");
+  add("story_world", {"--corpus", "10"}, "--corpus");
+  add("story_world", {"extra"}, "extra");
   add("quickstart", {"--particles", "0"}, "--particles");
+  add("twist_contract", {"--verbose"}, "--verbose");
   return rows;
 }
 

@@ -41,6 +41,21 @@ namespace detail {
   return temporary;
 }
 
+/// Whether a file can be created in `path`'s directory (tried: a temporary file is created there
+/// and removed again), and `path` is not an existing directory or other non-regular file.
+[[nodiscard]] inline bool can_create_file_next_to(const std::filesystem::path& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) return false;
+  const std::filesystem::path probe = temporary_path_for(path);
+  {
+    std::ofstream out(probe, std::ios::binary);
+    if (!out) return false;
+  }
+  std::filesystem::remove(probe, error);
+  return true;
+}
+
 }  // namespace detail
 
 /// @brief Writes `path` through `writer(std::ostream&)` into a temporary file, then renames it
@@ -49,12 +64,21 @@ namespace detail {
 /// @param writer called once with the temporary file's stream; it may throw (the temporary file
 /// is then removed and the exception passes through)
 /// @param function the name the messages give (a caller's own public function, without "tsmc::")
-/// @throw tsmc::runtime_error naming the function and the file if the temporary file cannot be
-/// created, a write, the flush or the close fails, or the rename fails; the previous file at
-/// `path` is then untouched and the temporary file removed
+/// @throw tsmc::runtime_error naming the function and the file if `path` exists and is not a
+/// regular file (a directory, a device such as /dev/full, a pipe: a rename would replace it), the
+/// temporary file cannot be created, a write, the flush or the close fails, or the rename fails;
+/// the previous file at `path` is then untouched and the temporary file removed
 template <class Writer>
 void write_file_atomically(const std::filesystem::path& path, Writer&& writer,
                            std::string_view function = "write_file_atomically") {
+  {
+    // A device, a pipe or a directory is never replaced by a renamed regular file.
+    std::error_code ignored;
+    const std::filesystem::file_status status = std::filesystem::status(path, ignored);
+    if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+      throw_runtime_error(function, "path", "must name a regular file (not a directory, device or pipe)",
+                          path.string());
+  }
   const std::filesystem::path temporary = detail::temporary_path_for(path);
   const auto discard = [&temporary] {
     std::error_code ignored;

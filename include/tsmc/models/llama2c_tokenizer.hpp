@@ -67,7 +67,24 @@ class tokenizer {
     const std::int32_t max_len = read_int("max_token_length");
     if (max_len <= 0) throw_runtime_error(function, file + " max_token_length", "must be positive", max_len);
     max_token_length_ = static_cast<std::size_t>(max_len);
+    // The number of whole entries in the file from `from` on (for a message about the count).
+    const auto count_entries = [&](std::size_t from) {
+      std::size_t n = 0;
+      while (bytes.size() - from >= 8) {
+        std::int32_t len = detail::read_le_int32(reinterpret_cast<const unsigned char*>(bytes.data() + from + 4));
+        if (len < 0 || static_cast<std::size_t>(len) > bytes.size() - from - 8) break;
+        from += 8 + static_cast<std::size_t>(len);
+        ++n;
+      }
+      return n;
+    };
     while (vocab_size ? pieces_.size() < *vocab_size : at < bytes.size()) {
+      if (vocab_size && at == bytes.size())
+        throw_runtime_error(function, file + " vocabulary size",
+                            "must match the model's: the file has " + std::to_string(pieces_.size()) +
+                                " tokens, the model needs " + std::to_string(*vocab_size) +
+                                " (a tokenizer of another model?)",
+                            pieces_.size());
       const std::string entry = "token " + std::to_string(pieces_.size());
       float score = 0.0f;
       const std::int32_t raw_score = read_int(entry + " score");
@@ -85,11 +102,16 @@ class tokenizer {
       scores_.push_back(score);
       at += static_cast<std::size_t>(len);
     }
-    if (vocab_size && at != bytes.size())
+    if (vocab_size && at != bytes.size()) {
+      const std::size_t more = count_entries(at);
       throw_runtime_error(function, file + " vocabulary size",
-                          "must equal the expected " + std::to_string(*vocab_size) +
-                              " entries (the file has more data after them)",
+                          more > 0 ? "must match the model's: the file has " + std::to_string(pieces_.size() + more) +
+                                         " tokens or more, the model needs " + std::to_string(*vocab_size) +
+                                         " (a tokenizer of another model?)"
+                                   : "must equal the expected " + std::to_string(*vocab_size) +
+                                         " entries (the file has more data after them)",
                           std::to_string(bytes.size() - at) + " bytes left");
+    }
     if (pieces_.empty()) throw_runtime_error(function, file + " vocabulary size", "must be positive", 0);
     if (pieces_.size() > static_cast<std::size_t>(std::numeric_limits<token>::max()))
       throw_runtime_error(function, file + " vocabulary size", "must fit a token id", pieces_.size());
