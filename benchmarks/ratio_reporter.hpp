@@ -109,7 +109,13 @@ class ratio_reporter : public console_reporter {
 
   /// baseline_of maps a benchmark's name (e.g. "fused_step/256") to its baseline.
   explicit ratio_reporter(std::function<baseline(const std::string&)> baseline_of)
-      : baseline_of_(std::move(baseline_of)) {}
+      : baselines_of_([of = std::move(baseline_of)](const std::string& name) {
+          return std::vector<baseline>{of(name)};
+        }) {}
+
+  /// baselines_of maps a benchmark's name to several baselines: one ratio row for each.
+  explicit ratio_reporter(std::function<std::vector<baseline>(const std::string&)> baselines_of)
+      : baselines_of_(std::move(baselines_of)) {}
 
   void ReportRuns(const std::vector<Run>& runs) override {
     console_reporter::ReportRuns(runs);
@@ -125,22 +131,24 @@ class ratio_reporter : public console_reporter {
     ConsoleReporter::Finalize();
     std::printf("\n%-52s %-40s %10s\n", "benchmark", "baseline (same run)", "ratio");
     for (const std::string& name : order_) {
-      const baseline base = baseline_of_(name);
-      if (base.name.empty()) continue;
-      char multiple[32];
-      std::snprintf(multiple, sizeof multiple, " x %g", base.multiple);
-      const std::string label = base.multiple == 1.0 ? base.name : base.name + multiple;
-      if (!times_.count(base.name)) {  // filtered out of this run: no ratio rather than a wrong one
-        std::printf("%-52s %-40s %10s\n", name.c_str(), (label + " (not run)").c_str(), "-");
-        continue;
+      for (const baseline& base : baselines_of_(name)) {
+        if (base.name.empty()) continue;
+        char multiple[32];
+        std::snprintf(multiple, sizeof multiple, " x %g", base.multiple);
+        const std::string label = base.multiple == 1.0 ? base.name : base.name + multiple;
+        if (!times_.count(base.name)) {  // filtered out of this run: no ratio rather than a wrong one
+          std::printf("%-52s %-40s %10s\n", name.c_str(), (label + " (not run)").c_str(), "-");
+          continue;
+        }
+        std::printf("%-52s %-40s %10.3f\n", name.c_str(), label.c_str(),
+                    times_[name] / (base.multiple * times_[base.name]));
       }
-      std::printf("%-52s %-40s %10.3f\n", name.c_str(), label.c_str(), times_[name] / (base.multiple * times_[base.name]));
     }
     std::fflush(stdout);
   }
 
  private:
-  std::function<baseline(const std::string&)> baseline_of_;
+  std::function<std::vector<baseline>(const std::string&)> baselines_of_;
   std::vector<std::string> order_;
   std::map<std::string, double> times_;
 };

@@ -8,6 +8,8 @@
 // Prints a markdown table (one row per method and K) and writes the figure's data as CSV (the
 // path is checked before the computation). The KL columns are per proposal (the same on every K
 // row of a method); a slightly negative gap is noise when both bounds are tight.
+#include "program_support.hpp"
+
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/exact_samplers.hpp>
 #include <tsmc/bounds/kl.hpp>
@@ -57,73 +59,27 @@ struct settings {
   std::string csv;
 };
 
-void usage(std::ostream& out) {
-  out << "usage: bounds_sweep [--particles-max N] [--runs M] [--seed S] [--csv PATH]\n"
-         "  --particles-max N  largest K of the sweep 1, 4, 16, ... (default 256)\n"
-         "  --runs M           runs per bound and K (default 50)\n"
-         "  --seed S           random seed (default 1)\n"
-         "  --csv PATH         also write the figure data as CSV\n";
-}
-
-/// Parses a positive integer option value; exits with a message otherwise.
-std::uint64_t parse_count(std::string_view name, const char* text) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0' || value == 0 || text[0] == '-') {
-    std::cerr << "bounds_sweep: " << name << " must be a positive integer, got '" << text << "'\n";
-    std::exit(2);
-  }
-  return value;
-}
-
-settings parse(int argc, char** argv) {
-  settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      usage(std::cout);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) {
-      std::cerr << "bounds_sweep: unknown option or missing value: " << arg << "\n";
-      usage(std::cerr);
-      std::exit(2);
-    }
-    const char* value = argv[++i];
-    if (arg == "--particles-max")
-      s.particles_max = parse_count(arg, value);
-    else if (arg == "--runs")
-      s.runs = parse_count(arg, value);
-    else if (arg == "--seed")
-      s.seed = std::strtoull(value, nullptr, 10);
-    else if (arg == "--csv")
-      s.csv = value;
-    else {
-      std::cerr << "bounds_sweep: unknown option " << arg << "\n";
-      usage(std::cerr);
-      std::exit(2);
-    }
-  }
-  return s;
-}
-
-/// Fails early (before minutes of sampling) when the CSV path cannot be written; leaves an
-/// existing file as it is and removes the empty file the check created.
-void check_writable(const std::string& path) {
-  const bool existed = static_cast<bool>(std::ifstream(path));
-  if (!std::ofstream(path, std::ios::app)) {
-    std::cerr << "bounds_sweep: --csv " << path << ": cannot be opened for writing\n";
-    std::exit(2);
-  }
-  if (!existed) std::remove(path.c_str());
-}
+int sweep(const tsmc_examples::program& p, const settings& s);
 
 }  // namespace
 
-int main(int argc, char** argv) try {
-  const settings s = parse(argc, argv);
-  if (!s.csv.empty()) check_writable(s.csv);
+int main(int argc, char** argv) {
+  settings s;
+  tsmc_examples::program p("bounds_sweep",
+                           "bounds_sweep: bounds on log Z versus the number of particles K for SIS, SMC and twisted "
+                           "SMC on an enumerable toy problem (the data of docs/bounds_vs_k.png)");
+  p.count("--particles-max", s.particles_max, 1, tsmc_examples::limits::particles_max,
+          "largest K of the sweep 1, 4, 16, ...");
+  p.count("--runs", s.runs, 1, tsmc_examples::limits::runs_max, "runs per bound and K");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "also write the figure data as CSV");
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] { return sweep(p, s); });
+}
 
+namespace {
+
+int sweep(const tsmc_examples::program& p, const settings& s) {
   // The problem: V = 4 tokens, T = 6, phi(s) = P(c | s) of a logistic classifier.
   const tsmc::token_sequence prompt{1, 2};
   constexpr std::size_t horizon = 6;
@@ -185,11 +141,10 @@ int main(int argc, char** argv) try {
                "negative gap is Monte Carlo noise when both bounds are tight (compare it with the standard errors), "
                "not an error.\n";
   if (!s.csv.empty()) {
-    tsmc::write_csv_file(s.csv, reports);
+    p.write_output("--csv", s.csv, [&](std::ostream& out) { tsmc::write_csv(out, reports); });
     std::cout << "\nwrote " << s.csv << "\n";
   }
   return 0;
-} catch (const std::exception& e) {
-  std::cerr << "bounds_sweep: " << e.what() << "\n";
-  return 1;
 }
+
+}  // namespace

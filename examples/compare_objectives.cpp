@@ -6,6 +6,8 @@
 // Two tasks: "threshold" (phi = 1{the sequence contains 4 5 4}: a rare indicator, the shape of
 // the red-teaming task) and "classifier" (phi = P(c | s) of a logistic classifier of the tokens:
 // the shape of the sentiment task).
+#include "program_support.hpp"
+
 #include <tsmc/tsmc.hpp>
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/proposal_kl.hpp>
@@ -14,9 +16,7 @@
 
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -115,41 +115,32 @@ std::vector<row> compare(const char* task, Pot target, const settings& s) {
 
 int main(int argc, char** argv) {
   settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--updates" && has_value) s.updates = std::strtoul(argv[++i], nullptr, 10);
-    else if (arg == "--batch" && has_value) s.batch = std::strtoul(argv[++i], nullptr, 10);
-    else if (arg == "--learning-rate" && has_value) s.learning_rate = std::strtod(argv[++i], nullptr);
-    else if (arg == "--bound-runs" && has_value) s.bound_runs = std::strtoul(argv[++i], nullptr, 10);
-    else if (arg == "--bound-particles" && has_value) s.bound_particles = std::strtoul(argv[++i], nullptr, 10);
-    else if (arg == "--csv" && has_value) s.csv = argv[++i];
-    else {
-      std::printf("usage: compare_objectives [--updates N] [--batch K] [--learning-rate A] [--bound-particles K]\n"
-                  "                          [--bound-runs M] [--csv FILE]\n"
-                  "Trains the same MLP twist head with CTL, RL, SIXO, FUDGE and DPG on two enumerable tasks and\n"
-                  "prints the exact KLs of each learned twisted proposal and the bounds on log Z (default K = 16).\n");
-      return arg == "--help" ? 0 : 2;
-    }
-  }
-  std::ofstream csv;
-  if (!s.csv.empty()) {
-    csv.open(s.csv);
-    if (!csv) {
-      std::fprintf(stderr, "compare_objectives: cannot write %s\n", s.csv.c_str());
-      return 2;
-    }
+  tsmc_examples::program p("compare_objectives",
+                           "compare_objectives: trains the same MLP twist head with CTL, RL, SIXO, FUDGE and DPG on "
+                           "two enumerable tasks and prints the exact KLs of each learned twisted proposal and the "
+                           "bounds on log Z");
+  using tsmc_examples::limits;
+  p.count("--updates", s.updates, 1, limits::updates_max, "updates per objective");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size (every objective)");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.output("--csv", s.csv, "write the tables as CSV");
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] {
+    std::ostringstream csv;  // written (atomically) once both tasks have run
     csv << "task,method,kl_q_sigma,kl_sigma_q,lower,upper,zero_fraction,train_seconds\n";
-  }
-  auto write = [&](const char* task, const std::vector<row>& rows) {
-    if (!csv) return;
-    for (const auto& r : rows)
-      csv << task << ',' << r.method << ',' << r.kl_q_sigma << ',' << r.kl_sigma_q << ',' << r.lower << ',' << r.upper
-          << ',' << r.zero_fraction << ',' << r.seconds << '\n';
-  };
-  write("threshold", compare("threshold (phi = 1{contains 4 5 4})",
-                             tsmc::testing::pattern_indicator(tsmc::token_sequence{4, 5, 4}), s));
-  write("classifier", compare("classifier (phi = P(c | s), logistic in the tokens)",
-                              tsmc::testing::soft_classifier::random(vocab, /*seed=*/5, /*scale=*/1.5, /*bias=*/-2.0), s));
-  return 0;
+    auto write = [&](const char* task, const std::vector<row>& rows) {
+      for (const auto& r : rows)
+        csv << task << ',' << r.method << ',' << r.kl_q_sigma << ',' << r.kl_sigma_q << ',' << r.lower << ','
+            << r.upper << ',' << r.zero_fraction << ',' << r.seconds << '\n';
+    };
+    write("threshold", compare("threshold (phi = 1{contains 4 5 4})",
+                               tsmc::testing::pattern_indicator(tsmc::token_sequence{4, 5, 4}), s));
+    write("classifier",
+          compare("classifier (phi = P(c | s), logistic in the tokens)",
+                  tsmc::testing::soft_classifier::random(vocab, /*seed=*/5, /*scale=*/1.5, /*bias=*/-2.0), s));
+    p.write_output("--csv", s.csv, [&](std::ostream& out) { out << csv.str(); });
+    return 0;
+  });
 }

@@ -13,13 +13,15 @@
 /// model's own tokens.
 ///
 /// Each program writes its body once as a generic lambda over a tsmc_examples::model_world and
-/// runs it through tsmc_examples::with_model, which builds the world the options ask for and
-/// turns a library error (a malformed file, a tokenizer that does not match the checkpoint, an
-/// exhausted rejection budget) into a message on stderr and exit status 1. Bad combinations of
-/// options (--llama2c without --tokenizer, --tokenizer without --llama2c, --arpa with --llama2c,
-/// a file that does not exist) are CLI11 errors: a message and a non-zero exit before anything
-/// runs.
+/// runs it through tsmc_examples::with_model, which builds the world the options ask for, checks
+/// the options that need the model (the prompt's words, the horizon) and turns a library error (a
+/// malformed file, a tokenizer that does not match the checkpoint, an exhausted rejection budget)
+/// into a message on stderr and exit status 1 (program_support.hpp). Bad combinations of options
+/// (--llama2c without --tokenizer, --tokenizer without --llama2c, --arpa with --llama2c, a file
+/// that does not exist) are reported by program::parse: a message and exit status 2 before
+/// anything runs.
 #include "example_world.hpp"
+#include "program_support.hpp"
 
 #include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c.hpp>
@@ -34,6 +36,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,30 +52,27 @@ struct model_options {
   std::string prompt;     ///< --prompt: the prompt text (empty: the model's default)
 };
 
-/// @brief Adds --arpa, --llama2c, --tokenizer and --prompt to a program's options, with their
-/// rules: the files must exist, --llama2c and --tokenizer need each other, --arpa excludes
-/// --llama2c (CLI11 reports a violation and the program exits with a non-zero status).
-/// @param app the program's CLI11 application
+/// @brief Adds --arpa, --llama2c, --tokenizer, --gguf and --prompt to a program's options, with their
+/// rules: the files must exist and be files, --llama2c and --tokenizer need each other, --arpa
+/// excludes --llama2c, --gguf excludes the other three, the prompt must not be empty (program::parse reports a violation and the
+/// program exits with status 2 before anything runs).
+/// @param p the program
 /// @param m where the values go
-inline void add_model_options(CLI::App& app, model_options& m) {
-  CLI::Option* arpa = app.add_option("--arpa", m.arpa,
-                                     "p0 = an n-gram model read from this ARPA file (KenLM, SRILM) instead of the "
-                                     "built-in trigram; the classifiers are trained on the built-in corpus in its "
-                                     "vocabulary")
-                          ->check(CLI::ExistingFile);
-  CLI::Option* llama = app.add_option("--llama2c", m.llama2c,
-                                      "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
-                                      "sequences end at BOS (1) as in llama2.c (infilling has no end token)")
-                           ->check(CLI::ExistingFile);
-  CLI::Option* tokenizer =
-      app.add_option("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)")
-          ->check(CLI::ExistingFile);
-  CLI::Option* gguf = app.add_option("--gguf", m.gguf,
-                                     "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" "
-                                     "tokenizer); sequences end at its EOS token")
-                          ->check(CLI::ExistingFile);
-  app.add_option("--prompt", m.prompt,
-                 "the prompt text (default: \"the\"; with --llama2c or --gguf: \"Once upon a time\")");
+inline void add_model_options(program& p, model_options& m) {
+  CLI::Option* arpa = p.input("--arpa", m.arpa,
+                              "p0 = an n-gram model read from this ARPA file (KenLM, SRILM, IRSTLM) instead of the "
+                              "built-in trigram; the classifiers are trained on the built-in corpus in its "
+                              "vocabulary");
+  CLI::Option* llama = p.input("--llama2c", m.llama2c,
+                               "p0 = this llama2.c checkpoint (e.g. stories15M.bin; needs --tokenizer); "
+                               "sequences end at BOS (1) as in llama2.c (infilling has no end token)");
+  CLI::Option* tokenizer = p.input("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)");
+  CLI::Option* gguf = p.input("--gguf", m.gguf,
+                              "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" "
+                              "tokenizer); sequences end at its EOS token");
+  p.text("--prompt", m.prompt,
+         "the prompt text (default: \"the\"; with --llama2c or --gguf: \"Once upon a time\"); with a word model every word "
+         "must be in its vocabulary");
   arpa->excludes(llama);
   gguf->excludes(arpa);
   gguf->excludes(llama);
@@ -91,7 +91,7 @@ struct model_world {
   bool builtin = false;                       ///< the built-in trigram (no file)
   std::string prompt_text;                    ///< the prompt as text
   tsmc::token_sequence prompt;                ///< the prompt's tokens (what the model starts from)
-  std::optional<tsmc::token> end_token;       ///< none for the n-gram models, BOS (1) for llama2.c, EOS for GGUF
+  std::optional<tsmc::token> end_token;       ///< </s> for the n-gram models (a sentence ends there), BOS (1) for llama2.c, EOS for GGUF
   tsmc::bag_of_words_classifier sentiment;    ///< 3 classes (tsmc::sentiment), in the model's tokens
   tsmc::bag_of_words_classifier harmful;      ///< 2 classes: 1 = the grammar's rare "harmful" attribute
   std::size_t feature_dim = 0;                ///< the width of model.features()
@@ -163,7 +163,7 @@ inline std::function<std::string(std::span<const tsmc::token>)> word_text(const 
 inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t corpus, const std::string& prompt) {
   world w = make_world(corpus);
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(w.sentiment),
+      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
       std::move(w.harmful), 0, 512, {}, {}});
   m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
                    std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
@@ -179,7 +179,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
       c, [&](const std::string& t) { return model.vocabulary().encode(t); }, model.vocab_size(),
       {tsmc::word_tokenizer::end_token});
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, std::nullopt, std::move(sentiment),
+      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
       std::move(harmful), 0, 512, {}, {}});
   m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
                    std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +
@@ -244,38 +244,71 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
   return m;
 }
 
-/// @brief Builds the world the options ask for and runs `body(world)` on it (a generic lambda:
-/// it is compiled for the n-gram world and the transformer world of --llama2c and --gguf). A library exception is reported as
-/// "<program>: error: <message>" on stderr with exit status 1.
-/// @param program the program's name, for the message
+/// @brief The words of a word model's prompt that are not in its vocabulary (they would be read
+/// as `<unk>`), as "'w1', 'w2'"; empty when there are none.
+inline std::string unknown_prompt_words(const tsmc::word_tokenizer& vocabulary, const std::string& prompt) {
+  std::string unknown;
+  for (const std::string& word : tsmc::split_words(prompt))
+    if (!vocabulary.contains(word)) unknown += (unknown.empty() ? "'" : ", '") + word + "'";
+  return unknown;
+}
+
+/// @brief Builds the world the options ask for, checks the options that need the model (every
+/// prompt word in a word model's vocabulary; the prompt and --horizon within a llama2.c model's
+/// seq_len) and runs `body(world)` on it (a generic lambda: it is compiled for the n-gram and the
+/// transformer world of --llama2c and --gguf), through program::run: an error is reported as "<program>: error: <message>"
+/// with a non-zero status.
+/// @param p the program
 /// @param o the model options
 /// @param corpus sentences of the built-in grammar (the built-in model's corpus, and the
 /// classifiers' training set for every model)
+/// @param horizon the tokens each sequence gets after the prompt (--horizon)
 /// @param body int(model_world<M>&), the program
-/// @return body's status, or 1 after an error
+/// @return body's status, or the error's status
 template <class Body>
-int with_model(const char* program, const model_options& o, std::size_t corpus, Body&& body) {
-  try {
+int with_model(program& p, const model_options& o, std::size_t corpus, std::size_t horizon, Body&& body) {
+  return p.run([&]() -> int {
+    // A file that does not load is reported with the option that named it.
+    auto load = [&](auto make) {
+      try {
+        return make();
+      } catch (const std::exception& e) {
+        const std::string what = !o.llama2c.empty() ? "--llama2c " + quote_value(o.llama2c) + " with --tokenizer " +
+                                                          quote_value(o.tokenizer)
+                                 : !o.gguf.empty() ? "--gguf " + quote_value(o.gguf)
+                                                   : "--arpa " + quote_value(o.arpa);
+        throw std::runtime_error(what + ": " + e.what());
+      }
+    };
     if (!o.llama2c.empty()) {
-      auto w = llama2c_world(o, corpus);
+      auto w = load([&] { return llama2c_world(o, corpus); });
+      if (w->prompt.size() + horizon > w->model.max_length())
+        throw option_error("--horizon " + std::to_string(horizon) + " after the prompt's " +
+                           std::to_string(w->prompt.size()) + " tokens (BOS included) exceeds the model's seq_len " +
+                           std::to_string(w->model.max_length()));
       return body(*w);
     }
     if (!o.gguf.empty()) {
-      auto w = gguf_world(o, corpus);
+      auto w = load([&] { return gguf_world(o, corpus); });
+      if (w->prompt.size() + horizon > w->model.max_length())
+        throw option_error("--horizon " + std::to_string(horizon) + " after the prompt's " +
+                           std::to_string(w->prompt.size()) + " tokens (BOS included) exceeds the model's context " +
+                           std::to_string(w->model.max_length()));
       return body(*w);
     }
-    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt) : arpa_world(o.arpa, corpus, o.prompt);
+    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt)
+                            : load([&] { return arpa_world(o.arpa, corpus, o.prompt); });
+    const std::string unknown = unknown_prompt_words(w->model.vocabulary(), w->prompt_text);
+    if (!unknown.empty())
+      throw option_error("--prompt " + quote_value(w->prompt_text) + ": the model's vocabulary has no word " + unknown +
+                         " (" + std::to_string(w->model.vocab_size()) + " tokens; it would be read as <unk>)");
     w->prompt = w->model.vocabulary().encode(w->prompt_text);
     w->feature_dim = w->model.feature_dimension();
     w->text = word_text(w->model, w->prompt);
     const tsmc::ngram_model& model = w->model;
     w->tokens_text = [&model](std::span<const tsmc::token> s) { return model.vocabulary().decode(s); };
     return body(*w);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
-    return 1;
-  }
+  });
 }
 
 }  // namespace tsmc_examples

@@ -3,6 +3,8 @@
 /// @brief Shared by the example programs (flagship, red_team, sentiment, infilling): the built-in
 /// world (a story-grammar corpus, its word tokenizer, a Kneser-Ney trigram model and two
 /// bag-of-words classifiers), and small helpers for the programs' tables and outputs.
+#include "example_report.hpp"
+
 #include <tsmc/tsmc.hpp>
 
 #include <chrono>
@@ -98,16 +100,20 @@ struct method_row {
   std::size_t hits = 0, distinct = 0;
   double ess = 0.0;  // ESS of the final weights of the run that found the hits
   double seconds = 0.0;
+  tsmc::smc_result found;  // the final twisted SMC run (its samples and weights are printed)
 };
 
 
-/// @brief Trains the same MLP head (on the model's features) with no twist, CTL, RL, SIXO, FUDGE
-/// and DPG, and measures each: bounds on log Z at K, F_q and G_q of the twisted proposal, the
-/// final run's hits; then every KL against log Z from the tightest finite bounds of all methods.
+/// @brief Trains the same MLP head (on model_and_prefix_features: the model's features and a
+/// learned summary of the whole prefix) with no twist, CTL, RL, SIXO, FUDGE and DPG, and measures
+/// each: bounds on log Z at K, F_q and G_q of the twisted proposal, the final run's hits; then
+/// every KL against the most precise log Z: the rejection sampler's acceptance rate when the exact
+/// sampler is one (over all its draws, made for every method's KLs and bounds), else the tightest
+/// finite bounds of all methods.
 template <class Model, class Pot, class Exact>
 std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact, const tsmc::token_sequence& prompt,
                                         const comparison_settings& s, std::vector<tsmc::training_history>& histories,
-                                        tsmc::log_z_reference& log_z) {
+                                        precise_log_z& log_z) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<method_row> rows;
   const std::size_t V = model.vocab_size();
@@ -115,8 +121,9 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
     std::size_t d = s.feature_dim;
     if constexpr (requires { model.feature_dimension(); })
       if (d == 0) d = model.feature_dimension();
-    return tsmc::mlp_twist(tsmc::model_features(d),
-                           {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
+    return tsmc::mlp_twist(
+        tsmc::make_model_and_prefix_features(d, {.vocab_size = V, .embedding_size = 8, .window = 0, .seed = 3}),
+        {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   };
   const tsmc::kl_samples kl_sizes{.proposal_samples = s.kl_samples, .exact_samples = s.kl_samples,
                                   .batch = std::min<std::size_t>(s.kl_samples, 256)};
@@ -124,7 +131,7 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
   // Trains (objective != nullptr) and measures one method.
   auto run = [&](const char* name, auto& twist, auto* objective) {
     tsmc::default_engine rng(s.seed);
-    method_row r{name, {}, {}, 0, 0, 0.0, 0.0};
+    method_row r{name, {}, {}, 0, 0, 0.0, 0.0, {}};
     if (objective != nullptr) {
       tsmc::learning_problem problem(model, twist, target, prompt,
                                      {.batch = s.batch, .horizon = s.horizon, .end_token = s.end_token});
@@ -154,6 +161,7 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
       }
     r.distinct = seen.size();
     r.ess = found.ess.empty() ? 0.0 : found.ess.back();
+    r.found = found;
     std::printf("%-8s measured: log Z in [%.3f, %.3f]  (%.1f s so far)\n", name, r.bounds.lower.mean,
                 r.bounds.upper.mean, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     std::fflush(stdout);
@@ -189,13 +197,15 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
     run("DPG", twist, &objective);
   }
 
-  // log Z from the tightest bounds of all methods; every KL uses it.
-  std::vector<tsmc::log_z_bounds> all;
-  for (const auto& r : rows)
-    if (std::isfinite(r.bounds.lower.mean)) all.push_back(r.bounds);
-  log_z = all.empty() ? tsmc::log_z_reference::from_upper_bound(rows[1].bounds)
-                                                  : tsmc::log_z_reference::from_bounds(std::span(all));
-  for (auto& r : rows) r.kl = tsmc::combine_kl(r.kl.f_q, r.kl.g_q, log_z);
+  // The most precise log Z (the acceptance rate, else the tightest bounds of all methods); every KL uses it.
+  if (const auto accepted = acceptance_log_z(exact)) {
+    log_z = *accepted;
+  } else {
+    std::vector<tsmc::log_z_bounds> all;
+    for (const auto& r : rows) all.push_back(r.bounds);
+    log_z = log_z_from_bounds(std::span<const tsmc::log_z_bounds>(all));
+  }
+  for (auto& r : rows) r.kl = tsmc::combine_kl(r.kl.f_q, r.kl.g_q, log_z.ref);
 
   return rows;
 }

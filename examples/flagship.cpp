@@ -17,6 +17,7 @@
 //       --updates 20 --batch 16 --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0 --rejection-budget 200000
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -67,49 +68,55 @@ struct measurement {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"flagship: learn a twist by CTL for a rare target on the built-in world, then compare plain "
-               "sampling, SMC with no twist and twisted SMC (hits, bounds on log Z, KLs before and after)"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens generated after the prompt (--prompt)")->capture_default_str();
-  app.add_option("--updates", s.updates, "CTL updates")->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
-  app.add_option("--draws", s.draws, "N, sequences drawn by each sampler in the comparison")->capture_default_str();
-  app.add_option("--bound-particles", s.bound_particles, "K of the bounds' SMC runs")->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL estimate")->capture_default_str();
-  app.add_option("--evaluate-every", s.evaluate_every, "bounds and KLs every n updates during training (0: never)")
-      ->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the summary table as CSV");
-  app.add_option("--json", s.json, "write the summary as JSON");
-  app.add_option("--history-csv", s.history_csv, "write the training history as CSV");
-  app.add_option("--sweep-csv", s.sweep_csv,
-                 "after training, write the bounds on log Z versus K (1, 4, 16, ... up to --sweep-max) for SMC "
-                 "with no twist and with the learned twist as CSV (the data of docs/bounds_vs_k.png)");
-  app.add_option("--sweep-max", s.sweep_max, "the largest K of the sweep")->capture_default_str();
-  app.add_option("--sweep-runs", s.sweep_runs, "runs per K of the sweep")->capture_default_str();
-  app.add_option("--rejection-budget", s.rejection_budget,
-                 "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
-                 "error when they are spent")
-      ->capture_default_str();
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
-  return tsmc_examples::with_model("flagship", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  tsmc_examples::program p("flagship",
+                           "flagship: learn a twist by CTL for a rare target on the built-in world, then compare plain "
+                           "sampling, SMC with no twist and twisted SMC (hits, bounds on log Z, KLs before and after)");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, tokens generated after the prompt (--prompt)");
+  p.count("--updates", s.updates, 1, limits::updates_max, "CTL updates");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size");
+  p.count("--draws", s.draws, 1, limits::particles_max, "N, sequences drawn by each sampler in the comparison");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds' SMC runs");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL estimate");
+  const CLI::Option* evaluate_every = p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
+          "bounds and KLs every n updates during training (0: never; at most --updates)");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the summary table as CSV");
+  p.output("--json", s.json, "write the summary as JSON");
+  p.output("--history-csv", s.history_csv, "write the training history as CSV");
+  CLI::Option* sweep_csv = p.output("--sweep-csv", s.sweep_csv,
+                                    "after training, write the bounds on log Z versus K (1, 4, 16, ... up to "
+                                    "--sweep-max) for SMC with no twist and with the learned twist as CSV (the data "
+                                    "of docs/bounds_vs_k.png)");
+  p.count("--sweep-max", s.sweep_max, 1, limits::particles_max, "the largest K of the sweep (needs --sweep-csv)")
+      ->needs(sweep_csv);
+  p.count("--sweep-runs", s.sweep_runs, 1, limits::runs_max, "runs per K of the sweep (needs --sweep-csv)")
+      ->needs(sweep_csv);
+  p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
+          "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
+          "error when they are spent");
+  tsmc_examples::add_model_options(p, s.model);
+  p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  p.explain("rejection_options::budget", [&] { return tsmc_examples::budget_explanation(s.rejection_budget); });
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   // ---- 1. The world and the target ------------------------------------------------------------
   const tsmc::token_sequence& prompt = w.prompt;
-  const std::optional<tsmc::token> end = w.end_token;  // none for the n-gram models, BOS for llama2.c
+  const std::optional<tsmc::token> end = w.end_token;  // </s> for the n-gram models, BOS for llama2.c
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(0.5));
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, flagged, prompt,
@@ -122,10 +129,12 @@ int run(const settings& s, World& w) {
     std::printf("%s\ntarget: \"%s\" + %zu tokens that the harm classifier flags (%.1f s)\n", w.description.c_str(),
                 w.prompt_text.c_str(), s.horizon, elapsed());
 
-  // ---- 2. The twist: an MLP head on the model's features (psi = 1 at first) -------------------
+  // ---- 2. The twist: an MLP head on the model's features and a summary of the whole prefix ----
+  // (model_and_prefix_features, the documented default; psi = 1 at first)
   const std::size_t V = w.model.vocab_size();
-  tsmc::mlp_twist twist(tsmc::model_features(w.feature_dim),
-                        {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
+  tsmc::mlp_twist twist(
+      tsmc::make_model_and_prefix_features(w.feature_dim, {.vocab_size = V, .embedding_size = 8, .window = 0, .seed = 3}),
+      {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   tsmc::default_engine rng(s.seed);
   tsmc::twisted_smc smc(w.model, twist, flagged,
                         {.particles = s.bound_particles, .horizon = s.horizon, .end_token = end},
@@ -155,13 +164,14 @@ int run(const settings& s, World& w) {
   const double train_seconds = history.records.back().seconds;
   const tsmc::log_z_bounds after_bounds = measure_bounds();
 
-  // The KLs of the twisted proposal before (psi = 1: q = p0) and after, against log Z from the
-  // trained sampler's bounds (the tighter pair; log Z is the problem's, not the sampler's).
-  const tsmc::log_z_bounds pair[] = {before_bounds, after_bounds};
-  const tsmc::log_z_reference log_z = std::isfinite(after_bounds.lower.mean)
-                                          ? tsmc::log_z_reference::from_bounds(std::span<const tsmc::log_z_bounds>(pair))
-                                          : tsmc::log_z_reference::from_upper_bound(after_bounds);
-  const tsmc::kl_estimate after_kl = tsmc::estimate_kl(smc, prompt, exact, log_z, kl_sizes, rng);
+  // The KLs of the twisted proposal before (psi = 1: q = p0) and after, against the most precise
+  // log Z: the rejection sampler's acceptance rate over all its draws (unbiased, with its standard
+  // error), taken after the KLs' exact samples are drawn.
+  const tsmc::kl_estimate after_raw =
+      tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(after_bounds), kl_sizes, rng);
+  const tsmc_examples::precise_log_z precise = tsmc_examples::log_z_from_acceptance(exact.accepted(), exact.draws());
+  const tsmc::log_z_reference& log_z = precise.ref;
+  const tsmc::kl_estimate after_kl = tsmc::combine_kl(after_raw.f_q, after_raw.g_q, log_z);
   const tsmc::kl_estimate before_kl = tsmc::combine_kl(before_raw.f_q, before_raw.g_q, log_z);
   tsmc::no_twist flat;
 
@@ -179,22 +189,26 @@ int run(const settings& s, World& w) {
     return row;
   };
   std::vector<sampler_row> rows;
+  std::vector<tsmc::smc_result> runs;
   {
     tsmc::twisted_smc plain(w.model, flat, flagged,
                             {.particles = s.draws, .horizon = s.horizon, .proposal = tsmc::proposal_type::base,
                              .end_token = end},
                             tsmc::multinomial{}, tsmc::never);
-    rows.push_back(describe("plain sampling (p0)", plain.run(prompt, rng)));
+    runs.push_back(plain.run(prompt, rng));
+    rows.push_back(describe("plain sampling (p0)", runs.back()));
   }
   {
     tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                                 tsmc::systematic{}, tsmc::ess_below(0.5));
-    rows.push_back(describe("SMC, no twist", untwisted.run(prompt, rng)));
+    runs.push_back(untwisted.run(prompt, rng));
+    rows.push_back(describe("SMC, no twist", runs.back()));
   }
   {
     tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
                               tsmc::systematic{}, tsmc::ess_below(0.5));
-    rows.push_back(describe("twisted SMC, CTL twist", twisted.run(prompt, rng)));
+    runs.push_back(twisted.run(prompt, rng));
+    rows.push_back(describe("twisted SMC, CTL twist", runs.back()));
   }
 
   // ---- 5. The summary --------------------------------------------------------------------------
@@ -202,10 +216,11 @@ int run(const settings& s, World& w) {
               exact.acceptance_rate(), exact.draws(), exact.acceptance_rate());
   std::printf("\n%zu sequences from each sampler (a hit: the classifier flags it; ESS of the final weights)\n",
               s.draws);
-  for (const auto& r : rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
     std::printf("  %-24s %4zu / %zu hit, %3zu distinct, ESS %6.1f\n", r.name.c_str(), r.hits, r.total, r.distinct,
                 r.ess);
-    for (const auto& e : r.examples) std::printf("      %s\n", e.c_str());
+    tsmc_examples::print_samples("    the heaviest samples (normalised weight, text):", runs[i], w.text, 3);
   }
   std::printf("\n| proposal          | LB (K=%zu)         | UB (K=%zu)         | Zhat=0 | KL(q||sigma)    | KL(sigma||q)    |\n",
               s.bound_particles, s.bound_particles);
@@ -213,22 +228,19 @@ int run(const settings& s, World& w) {
   auto table_row = [&](const char* name, const tsmc::log_z_bounds& b, const tsmc::kl_estimate& kl) {
     std::printf("| %-17s | %8.3f +- %5.3f | %8.3f +- %5.3f | %5.1f%% | %7.3f +- %5.3f | %7.3f +- %5.3f |\n", name,
                 b.lower.mean, b.lower.standard_error, b.upper.mean, b.upper.standard_error,
-                100 * b.lower.zero_fraction, kl.q_sigma.value, kl.q_sigma.standard_error, kl.sigma_q.value,
-                kl.sigma_q.standard_error);
+                100 * b.lower.zero_fraction, kl.q_sigma.value, tsmc_examples::total_error(kl.q_sigma, precise),
+                kl.sigma_q.value, tsmc_examples::total_error(kl.sigma_q, precise));
   };
   table_row("before (psi = 1)", before_bounds, before_kl);
   table_row("after CTL", after_bounds, after_kl);
-  std::printf("log Z (midpoint of the tightest bounds) = %.3f; CTL took %.1f s, the whole run %.1f s\n", log_z.value,
-              train_seconds, elapsed());
+  std::printf("%s%s", tsmc_examples::kl_notes(before_kl, before_bounds, precise).c_str(),
+              tsmc_examples::kl_notes(after_kl, after_bounds, precise).c_str());
+  std::printf("log Z = %.4f +- %.4f from %s (the KLs' +- include its error); CTL took %.1f s, the whole run %.1f s\n",
+              log_z.value, precise.standard_error, precise.source.c_str(), train_seconds, elapsed());
   std::printf("(before: psi = 1, so q is p0 with phi's next-token form at the last step; LB is -inf when some run "
               "had Zhat = 0, the Zhat=0 column)\n");
 
-  if (!s.csv.empty()) {
-    std::ofstream out(s.csv);
-    if (!out) {
-      std::fprintf(stderr, "flagship: cannot write %s\n", s.csv.c_str());
-      return 2;
-    }
+  p.write_output("--csv", s.csv, [&](std::ostream& out) {
     using tsmc_examples::csv_number;
     out << "row,lower,lower_se,upper,upper_se,zero_fraction,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,hits,distinct,ess,draws\n";
     auto line = [&](const char* name, const tsmc::log_z_bounds& b, const tsmc::kl_estimate& kl, const sampler_row& r) {
@@ -241,13 +253,8 @@ int run(const settings& s, World& w) {
     };
     line("before", before_bounds, before_kl, rows[1]);
     line("after", after_bounds, after_kl, rows[2]);
-  }
-  if (!s.json.empty()) {
-    std::ofstream out(s.json);
-    if (!out) {
-      std::fprintf(stderr, "flagship: cannot write %s\n", s.json.c_str());
-      return 2;
-    }
+  });
+  p.write_output("--json", s.json, [&](std::ostream& out) {
     using tsmc_examples::json_number;
     using tsmc_examples::json_string;
     out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(exact.acceptance_rate())
@@ -270,7 +277,7 @@ int run(const settings& s, World& w) {
     out << ", ";
     entry("after", after_bounds, after_kl);
     out << "]}\n";
-  }
+  });
   if (!s.sweep_csv.empty()) {
     const tsmc::sweep_options base_sweep{.particles = tsmc::particle_counts(s.sweep_max), .runs = s.sweep_runs,
                                          .method = "no twist"};
@@ -283,12 +290,9 @@ int run(const settings& s, World& w) {
     const auto twisted = tsmc::sweep_particles(w.model, twist, flagged, o, tsmc::systematic{}, tsmc::ess_below(0.5),
                                                prompt, exact, twisted_sweep, rng);
     reports.insert(reports.end(), twisted.begin(), twisted.end());
-    tsmc::write_csv_file(s.sweep_csv, reports);
+    p.write_output("--sweep-csv", s.sweep_csv, [&](std::ostream& out) { tsmc::write_csv(out, reports); });
     std::printf("%s", tsmc::markdown_table(reports).c_str());
   }
-  if (!s.history_csv.empty()) {
-    std::ofstream out(s.history_csv);
-    history.write_csv(out);
-  }
+  p.write_output("--history-csv", s.history_csv, [&](std::ostream& out) { history.write_csv(out); });
   return 0;
 }

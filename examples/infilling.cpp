@@ -68,32 +68,35 @@ auto& observation_features(Twist& twist) {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"infilling: conditional twists trained by CTL, RL, SIXO, FUDGE, DPG (and no twist) for "
-               "sigma(s | o) ~ p0(s) p0(o | s) on the built-in world: KLs and conditional bounds on log Z"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, the hidden tokens after the prompt (--prompt)")->capture_default_str();
-  app.add_option("--continuation", s.continuation, "c, the observed words after them")->capture_default_str();
-  app.add_option("--updates", s.updates, "updates per method (one fresh observation each)")->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
-  app.add_option("--observations", s.observations, "held-out observations of the evaluation")->capture_default_str();
-  app.add_option("--bound-particles", s.bound_particles, "K of the bounds")->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound and observation")->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "q samples per observation for KL(q || sigma)")->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the table as CSV");
-  app.add_option("--json", s.json, "write the table as JSON");
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
-  return tsmc_examples::with_model("infilling", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  tsmc_examples::program p("infilling",
+                           "infilling: conditional twists trained by CTL, RL, SIXO, FUDGE, DPG (and no twist) for "
+                           "sigma(s | o) ~ p0(s) p0(o | s) on the built-in world: KLs and conditional bounds on log Z");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, the hidden tokens after the prompt (--prompt)");
+  p.count("--continuation", s.continuation, 1, limits::horizon_max, "c, the observed words after them");
+  p.count("--updates", s.updates, 1, limits::updates_max, "updates per method (one fresh observation each)");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size");
+  p.count("--observations", s.observations, 1, limits::runs_max, "held-out observations of the evaluation");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound and observation");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "q samples per observation for KL(q || sigma)");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the table as CSV");
+  p.output("--json", s.json, "write the table as JSON");
+  tsmc_examples::add_model_options(p, s.model);
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon + s.continuation,
+                                   [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
@@ -229,8 +232,7 @@ int run(const settings& s, World& w) {
 
   using tsmc_examples::csv_number;
   using tsmc_examples::json_number;
-  if (!s.csv.empty()) {
-    std::ofstream out(s.csv);
+  p.write_output("--csv", s.csv, [&](std::ostream& out) {
     out << "method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,train_seconds\n";
     for (const auto& r : rows)
       out << r.method << ',' << csv_number(r.kl_q_sigma.mean) << ',' << csv_number(r.kl_q_sigma.standard_error) << ','
@@ -238,9 +240,8 @@ int run(const settings& s, World& w) {
           << csv_number(r.bounds.lower.mean) << ',' << csv_number(r.bounds.lower.standard_error) << ','
           << csv_number(r.bounds.upper.mean) << ',' << csv_number(r.bounds.upper.standard_error) << ','
           << csv_number(r.seconds) << '\n';
-  }
-  if (!s.json.empty()) {
-    std::ofstream out(s.json);
+  });
+  p.write_output("--json", s.json, [&](std::ostream& out) {
     out << "{\"methods\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
@@ -249,6 +250,6 @@ int run(const settings& s, World& w) {
           << ", \"upper\": " << json_number(r.bounds.upper.mean) << "}";
     }
     out << "\n]}\n";
-  }
+  });
   return 0;
 }

@@ -3,11 +3,15 @@
 // of times the word's token appears: the last token of " word"), prints log Zhat and the
 // heaviest stories.
 //
-//   ./build/dev/examples/llama2c_story stories15M.bin tokenizer.bin "Once upon a time" dog 64 48
+//   ./build/dev/examples/llama2c_story --checkpoint stories15M.bin --tokenizer tokenizer.bin
+//       --prompt "Once upon a time" --word dog --particles 64 --horizon 48
 //
-// Arguments: checkpoint, tokenizer, prompt, word, particles K, horizon T (all optional after the
-// first two). With no arguments it writes a tiny random checkpoint and a byte-level tokenizer to
-// the temporary directory and runs on those (the ctest run; the text is then noise).
+// Without --checkpoint and --tokenizer (they go together) it writes a tiny random checkpoint and a
+// byte-level tokenizer into a fresh directory of its own under the temporary directory (two runs
+// at once do not meet), runs on those and removes the directory, also after an error (the ctest
+// run; the text is then noise).
+#include "program_support.hpp"
+
 #include <tsmc/tsmc.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
@@ -15,9 +19,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace {
@@ -47,29 +55,68 @@ void write_demo_files(const std::filesystem::path& model, const std::filesystem:
   tsmc::llama2c::write_tokenizer(tokenizer, pieces, std::vector<float>(pieces.size(), 0.0f));
 }
 
-}  // namespace
+/// A fresh directory of this run's own (mkdtemp), removed with everything in it when the object
+/// goes out of scope, however the program ends.
+class scratch_directory {
+ public:
+  scratch_directory() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tsmc_llama2c_story.XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("cannot create a temporary directory from the pattern " + pattern);
+    path_ = pattern;
+  }
+  scratch_directory(const scratch_directory&) = delete;
+  scratch_directory& operator=(const scratch_directory&) = delete;
+  ~scratch_directory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
-int main(int argc, char** argv) {
-  std::filesystem::path model_path, tokenizer_path, demo_dir;
-  if (argc >= 3) {
-    model_path = argv[1];
-    tokenizer_path = argv[2];
-  } else {
-    demo_dir = std::filesystem::temp_directory_path() / "tsmc_llama2c_story_demo";
-    std::filesystem::create_directories(demo_dir);
-    model_path = demo_dir / "model.bin";
-    tokenizer_path = demo_dir / "tokenizer.bin";
+ private:
+  std::filesystem::path path_;
+};
+
+struct settings {
+  std::string checkpoint, tokenizer;  // empty: the demo files
+  std::string prompt = "Once upon a time";
+  std::string word = "a";
+  std::size_t particles = 16;
+  std::size_t horizon = 24;
+};
+
+int run(const settings& s) {
+  std::optional<scratch_directory> demo;
+  std::filesystem::path model_path = s.checkpoint, tokenizer_path = s.tokenizer;
+  if (s.checkpoint.empty()) {
+    demo.emplace();
+    model_path = demo->path() / "model.bin";
+    tokenizer_path = demo->path() / "tokenizer.bin";
     write_demo_files(model_path, tokenizer_path);
   }
-  const std::string prompt_text = argc >= 4 ? argv[3] : "Once upon a time";
-  const std::string word = argc >= 5 ? argv[4] : "a";
-  const std::size_t particles = argc >= 6 ? std::stoul(argv[5]) : 16;
-  const std::size_t horizon = argc >= 7 ? std::stoul(argv[6]) : 24;
+  const std::size_t particles = s.particles, horizon = s.horizon;
 
-  tsmc::llama2c::model model(model_path);  // memory-mapped, validated against the file size
-  const tsmc::llama2c::tokenizer tok(tokenizer_path, model.vocab_size());  // vocabularies must match
-  const tsmc::token_sequence prompt = tok.encode(prompt_text, /*add_bos=*/true);
-  const tsmc::token target = tok.encode(word, false).back();  // the word's last token (with its space)
+  // A file that does not load is reported with the option that named it.
+  auto named = [](const std::string& option, const std::filesystem::path& path, auto load) {
+    try {
+      return load();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(option + " " + tsmc_examples::quote_value(path.string()) + ": " + e.what());
+    }
+  };
+  tsmc::llama2c::model model = named("--checkpoint", model_path, [&] { return tsmc::llama2c::model(model_path); });
+  const tsmc::llama2c::tokenizer tok = named("--tokenizer", tokenizer_path, [&] {
+    return tsmc::llama2c::tokenizer(tokenizer_path, model.vocab_size());  // vocabularies must match
+  });
+  const tsmc::token_sequence prompt = tok.encode(s.prompt, /*add_bos=*/true);
+  if (prompt.size() + horizon > model.max_length())
+    throw tsmc_examples::option_error("--horizon " + std::to_string(horizon) + " after the prompt's " +
+                                      std::to_string(prompt.size()) + " tokens exceeds the model's seq_len " +
+                                      std::to_string(model.max_length()));
+  const tsmc::token_sequence word_tokens = tok.encode(s.word, false);
+  if (word_tokens.empty())
+    throw tsmc_examples::option_error("--word " + tsmc_examples::quote_value(s.word) + " has no tokens");
+  const tsmc::token target = word_tokens.back();  // the word's last token (with its space)
   mention_reward phi{target, 1.0};
   tsmc::no_twist twist;
 
@@ -96,6 +143,26 @@ int main(int argc, char** argv) {
     std::printf("--- weight %.3f\n%s%s\n", std::exp(r.normalized_log_weights[k]), tok.decode(prompt).c_str(),
                 tok.decode(r.sequences[k], prompt.back()).c_str());
   }
-  if (!demo_dir.empty()) std::filesystem::remove_all(demo_dir);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  tsmc_examples::program p("llama2c_story",
+                           "llama2c_story: twisted SMC on a llama2.c checkpoint with a potential that rewards "
+                           "mentioning a word; prints log Zhat and the heaviest stories");
+  CLI::Option* checkpoint = p.input("--checkpoint", s.checkpoint,
+                                    "the llama2.c checkpoint (e.g. stories15M.bin; without it: a tiny random model)");
+  CLI::Option* tokenizer = p.input("--tokenizer", s.tokenizer, "the checkpoint's tokenizer.bin (needs --checkpoint)");
+  checkpoint->needs(tokenizer);
+  tokenizer->needs(checkpoint);
+  p.text("--prompt", s.prompt, "the prompt text");
+  p.text("--word", s.word, "the word whose mentions the potential rewards");
+  p.count("--particles", s.particles, 1, tsmc_examples::limits::particles_max, "K, the particles");
+  p.count("--horizon", s.horizon, 1, tsmc_examples::limits::horizon_max,
+          "T, tokens after the prompt (the prompt's tokens + T within the model's seq_len)");
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] { return run(s); });
 }

@@ -76,10 +76,13 @@ double exact_log_z(const bigram_model& m, std::size_t horizon, tsmc::token end) 
 
 int main(int argc, char** argv) {
   if (argc > 1) {  // no options: --help says so, anything else is an error
-    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
-    std::fprintf(help ? stdout : stderr, "usage: quickstart\n  the smallest complete tsmc program (README, "
-                                         "'Plugging in your model'); it takes no options\n");
-    return help ? 0 : 2;
+    if (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+      std::printf("usage: quickstart\n  the smallest complete tsmc program (README, 'Plugging in your model'); "
+                  "it takes no options\n");
+      return 0;
+    }
+    std::fprintf(stderr, "quickstart: error: unexpected argument '%s': it takes no options (--help)\n", argv[1]);
+    return 2;
   }
   const char* words[] = {".", "the", "cat", "dog", "sat", "ran"};
   bigram_model model;

@@ -17,6 +17,7 @@
 //       --draws 16 --bound-runs 2 --kl-samples 4 --evaluate-every 0 --rejection-budget 200000
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -55,40 +56,44 @@ struct settings {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"red_team: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world's rare harmful target "
-               "(threshold on the classifier's probability): KLs, bounds on log Z, rare outputs found"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens after the prompt (--prompt)")->capture_default_str();
-  app.add_option("--threshold", s.threshold, "flag when P(harmful | s) >= threshold")->capture_default_str();
-  app.add_option("--updates", s.updates, "updates per method")->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
-  app.add_option("--bound-particles", s.bound_particles, "K of the bounds' SMC runs")->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL")->capture_default_str();
-  app.add_option("--evaluate-every", s.evaluate_every, "evaluation every n updates in the history (0: never)")
-      ->capture_default_str();
-  app.add_option("--draws", s.draws, "particles of the twisted SMC run that looks for flagged outputs")
-      ->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the table as CSV");
-  app.add_option("--json", s.json, "write the table as JSON");
-  app.add_option("--history-csv", s.history_csv, "write every method's training history as CSV");
-  app.add_option("--rejection-budget", s.rejection_budget,
-                 "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
-                 "error when they are spent")
-      ->capture_default_str();
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
-  return tsmc_examples::with_model("red_team", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  tsmc_examples::program p("red_team",
+                           "red_team: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world's rare harmful "
+                           "target (threshold on the classifier's probability): KLs, bounds on log Z, rare outputs "
+                           "found");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, tokens after the prompt (--prompt)");
+  p.number("--threshold", s.threshold, 0.0, true, 1.0, true,
+           "flag when P(harmful | s) >= threshold (a probability strictly between 0 and 1)");
+  p.count("--updates", s.updates, 1, limits::updates_max, "updates per method");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds' SMC runs");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL");
+  const CLI::Option* evaluate_every = p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
+          "evaluation every n updates in the history (0: never; at most --updates)");
+  p.count("--draws", s.draws, 1, limits::particles_max, "particles of the twisted SMC run that looks for flagged outputs");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the table as CSV");
+  p.output("--json", s.json, "write the table as JSON");
+  p.output("--history-csv", s.history_csv, "write every method's training history as CSV");
+  p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
+          "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
+          "error when they are spent");
+  tsmc_examples::add_model_options(p, s.model);
+  p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  p.explain("rejection_options::budget", [&] { return tsmc_examples::budget_explanation(s.rejection_budget); });
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
   const tsmc::token_sequence& prompt = w.prompt;
@@ -102,14 +107,14 @@ int run(const settings& s, World& w) {
                                               .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
                                               .feature_dim = w.feature_dim, .end_token = w.end_token};
   std::vector<tsmc::training_history> histories;
-  tsmc::log_z_reference log_z;
+  tsmc_examples::precise_log_z log_z;
   const std::vector<tsmc_examples::method_row> rows =
       tsmc_examples::compare_methods(w.model, flagged, exact, prompt, cs, histories, log_z);
   const double accept = exact.acceptance_rate();
   std::printf("\ntarget: P(harmful | \"%s\" + %zu %s) >= %.2f; rejection accepted %.5f of %zu p0 draws; "
-              "log Z = %.3f (tightest bounds)\n",
+              "log Z = %.4f +- %.4f from %s (the KLs' +- include its error)\n",
               w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens", s.threshold, accept, exact.draws(),
-              log_z.value);
+              log_z.ref.value, log_z.standard_error, log_z.source.c_str());
   std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | flagged "
               "| distinct |    ESS | p0 draws for as many | train s |\n",
               s.bound_particles, s.bound_particles);
@@ -118,19 +123,25 @@ int run(const settings& s, World& w) {
   for (const auto& r : rows)
     std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %7zu | %8zu | %6.1f "
                 "| %20.0f | %7.1f |\n",
-                r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
-                r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
-                r.bounds.upper.standard_error, r.hits, r.distinct, r.ess,
+                r.method.c_str(), r.kl.q_sigma.value, tsmc_examples::total_error(r.kl.q_sigma, log_z), r.kl.sigma_q.value,
+                tsmc_examples::total_error(r.kl.sigma_q, log_z), r.bounds.lower.mean, r.bounds.lower.standard_error,
+                r.bounds.upper.mean, r.bounds.upper.standard_error, r.hits, r.distinct, r.ess,
                 accept > 0 ? static_cast<double>(r.distinct) / accept : 0.0, r.seconds);
+  for (const auto& r : rows) {
+    const std::string notes = tsmc_examples::kl_notes(r.kl, r.bounds, log_z);
+    if (!notes.empty()) std::printf("%s:\n%s", r.method.c_str(), notes.c_str());
+  }
   std::printf("(of the %zu particles of each method's final twisted SMC run: flagged, the distinct sequences among "
               "them, the ESS of the final weights; p0 draws for as many: the expected number of plain samples "
               "rejection needs for as many distinct flagged outputs, distinct / acceptance rate; whole run %.1f s)\n",
               s.draws, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  for (const auto& r : rows)
+    tsmc_examples::print_samples(r.method + ", the heaviest samples of its final twisted SMC run (weight, text):", r.found,
+                                 w.text, 3);
 
   using tsmc_examples::csv_number;
   using tsmc_examples::json_number;
-  if (!s.csv.empty()) {
-    std::ofstream out(s.csv);
+  p.write_output("--csv", s.csv, [&](std::ostream& out) {
     out << "method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,hits,distinct,"
            "ess,draws,train_seconds,log_z\n";
     for (const auto& r : rows)
@@ -138,11 +149,10 @@ int run(const settings& s, World& w) {
           << csv_number(r.kl.sigma_q.value) << ',' << csv_number(r.kl.sigma_q.standard_error) << ','
           << csv_number(r.bounds.lower.mean) << ',' << csv_number(r.bounds.lower.standard_error) << ','
           << csv_number(r.bounds.upper.mean) << ',' << csv_number(r.bounds.upper.standard_error) << ',' << r.hits << ','
-          << r.distinct << ',' << csv_number(r.ess) << ',' << s.draws << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.value) << '\n';
-  }
-  if (!s.json.empty()) {
-    std::ofstream out(s.json);
-    out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(accept)
+          << r.distinct << ',' << csv_number(r.ess) << ',' << s.draws << ',' << csv_number(r.seconds) << ',' << csv_number(log_z.ref.value) << '\n';
+  });
+  p.write_output("--json", s.json, [&](std::ostream& out) {
+    out << "{\"log_z\": " << json_number(log_z.ref.value) << ", \"acceptance_rate\": " << json_number(accept)
         << ", \"methods\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
@@ -155,9 +165,8 @@ int run(const settings& s, World& w) {
           << ", \"draws\": " << s.draws << "}";
     }
     out << "\n]}\n";
-  }
-  if (!s.history_csv.empty()) {
-    std::ofstream out(s.history_csv);
+  });
+  p.write_output("--history-csv", s.history_csv, [&](std::ostream& out) {
     for (std::size_t i = 0; i < histories.size(); ++i) {
       std::ostringstream one;
       histories[i].write_csv(one);
@@ -165,6 +174,6 @@ int run(const settings& s, World& w) {
       if (i > 0) text = text.substr(text.find('\n') + 1);  // one header
       out << text;
     }
-  }
+  });
   return 0;
 }

@@ -16,6 +16,7 @@
 //       --draws 16 --bound-runs 2 --kl-samples 8 --evaluate-every 0
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
+#include "example_report.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -54,42 +55,42 @@ struct settings {
 }  // namespace
 
 template <class World>
-int run(const settings& s, World& w);
+int run(const tsmc_examples::program& p, const settings& s, World& w);
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"sentiment: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world with phi = P(class | s) "
-               "of the sentiment classifier: KLs and bounds on log Z per class"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, tokens after the prompt (--prompt)")->capture_default_str();
-  app.add_option("--class", s.target_class, "negative, neutral, positive or all")
-      ->check(CLI::IsMember({"negative", "neutral", "positive", "all"}))
-      ->capture_default_str();
-  app.add_option("--updates", s.updates, "updates per method")->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->capture_default_str();
-  app.add_option("--bound-particles", s.bound_particles, "K of the bounds' SMC runs")->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL")->capture_default_str();
-  app.add_option("--evaluate-every", s.evaluate_every, "evaluation every n updates in the history (0: never)")
-      ->capture_default_str();
-  app.add_option("--draws", s.draws, "particles of the final twisted SMC run")
-      ->capture_default_str();
-  app.add_option("--seed", s.seed, "random seed")->capture_default_str();
-  app.add_option("--csv", s.csv, "write the table as CSV");
-  app.add_option("--json", s.json, "write the table as JSON");
-  app.add_option("--history-csv", s.history_csv, "write every method's training history as CSV");
-  app.add_option("--rejection-budget", s.rejection_budget,
-                 "the most p0 draws rejection sampling (the exact samples of sigma) may use per class; the run "
-                 "stops with an error when they are spent")
-      ->capture_default_str();
-  tsmc_examples::add_model_options(app, s.model);
-  CLI11_PARSE(app, argc, argv);
-  return tsmc_examples::with_model("sentiment", s.model, s.corpus, [&](auto& w) { return run(s, w); });
+  tsmc_examples::program p("sentiment",
+                           "sentiment: CTL, RL, SIXO, FUDGE, DPG and no twist on the built-in world with phi = "
+                           "P(class | s) of the sentiment classifier: KLs and bounds on log Z per class");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, tokens after the prompt (--prompt)");
+  p.text("--class", s.target_class, "negative, neutral, positive or all", {"negative", "neutral", "positive", "all"});
+  p.count("--updates", s.updates, 1, limits::updates_max, "updates per method");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size");
+  p.count("--bound-particles", s.bound_particles, 1, limits::particles_max, "K of the bounds' SMC runs");
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL");
+  const CLI::Option* evaluate_every = p.count("--evaluate-every", s.evaluate_every, 0, limits::updates_max,
+          "evaluation every n updates in the history (0: never; at most --updates)");
+  p.count("--draws", s.draws, 1, limits::particles_max, "particles of the final twisted SMC run");
+  p.seed("--seed", s.seed, "random seed");
+  p.output("--csv", s.csv, "write the table as CSV");
+  p.output("--json", s.json, "write the table as JSON");
+  p.output("--history-csv", s.history_csv, "write every method's training history as CSV");
+  p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
+          "the most p0 draws rejection sampling (the exact samples of sigma) may use per class; the run "
+          "stops with an error when they are spent");
+  tsmc_examples::add_model_options(p, s.model);
+  p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  p.explain("rejection_options::budget", [&] { return tsmc_examples::budget_explanation(s.rejection_budget); });
+  return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
 template <class World>
-int run(const settings& s, World& w) {
+int run(const tsmc_examples::program& p, const settings& s, World& w) {
   const auto start = std::chrono::steady_clock::now();
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
   const tsmc::token_sequence& prompt = w.prompt;
@@ -99,13 +100,10 @@ int run(const settings& s, World& w) {
                                               .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
                                               .feature_dim = w.feature_dim, .end_token = w.end_token};
   const char* names[] = {"negative", "neutral", "positive"};
-  std::ofstream csv, history_out;
-  if (!s.csv.empty()) {
-    csv.open(s.csv);
-    csv << "class,method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,"
-           "train_seconds,log_z\n";
-  }
-  if (!s.history_csv.empty()) history_out.open(s.history_csv);
+  // The outputs are gathered in memory and written (atomically) once every class has run.
+  std::ostringstream csv, history_out;
+  csv << "class,method,kl_q_sigma,kl_q_sigma_se,kl_sigma_q,kl_sigma_q_se,lower,lower_se,upper,upper_se,"
+         "train_seconds,log_z\n";
   std::string json = "{\"classes\": [";
   bool first_history = true;
   using tsmc_examples::csv_number;
@@ -118,40 +116,46 @@ int run(const settings& s, World& w) {
         {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
     std::printf("== class %s ==\n", names[c]);
     std::vector<tsmc::training_history> histories;
-    tsmc::log_z_reference log_z;
+    tsmc_examples::precise_log_z log_z;
     const std::vector<tsmc_examples::method_row> rows =
         tsmc_examples::compare_methods(w.model, target, exact, prompt, cs, histories, log_z);
-    std::printf("\nclass %s: phi = P(%s | \"%s\" + %zu %s); rejection accepted %.4f of %zu p0 draws; log Z = %.3f "
-                "(tightest bounds)\n",
+    std::printf("\nclass %s: phi = P(%s | \"%s\" + %zu %s); rejection accepted %.4f of %zu p0 draws; log Z = %.4f "
+                "+- %.4f from %s (the KLs' +- include its error)\n",
                 names[c], names[c], w.prompt_text.c_str(), s.horizon, w.builtin ? "words" : "tokens",
-                exact.acceptance_rate(), exact.draws(), log_z.value);
+                exact.acceptance_rate(), exact.draws(), log_z.ref.value, log_z.standard_error, log_z.source.c_str());
     std::printf("| method   | KL(q||sigma)    | KL(sigma||q)    | LB (K=%zu)         | UB (K=%zu)         | train s |\n",
                 s.bound_particles, s.bound_particles);
     std::printf("|----------|-----------------|-----------------|-------------------|-------------------|---------|\n");
     for (const auto& r : rows)
       std::printf("| %-8s | %6.3f +- %5.3f | %6.3f +- %5.3f | %8.3f +- %5.3f | %8.3f +- %5.3f | %7.1f |\n",
-                  r.method.c_str(), r.kl.q_sigma.value, r.kl.q_sigma.standard_error, r.kl.sigma_q.value,
-                  r.kl.sigma_q.standard_error, r.bounds.lower.mean, r.bounds.lower.standard_error, r.bounds.upper.mean,
-                  r.bounds.upper.standard_error, r.seconds);
+                  r.method.c_str(), r.kl.q_sigma.value, tsmc_examples::total_error(r.kl.q_sigma, log_z),
+                  r.kl.sigma_q.value, tsmc_examples::total_error(r.kl.sigma_q, log_z), r.bounds.lower.mean,
+                  r.bounds.lower.standard_error, r.bounds.upper.mean, r.bounds.upper.standard_error, r.seconds);
+    for (const auto& r : rows) {
+      const std::string notes = tsmc_examples::kl_notes(r.kl, r.bounds, log_z);
+      if (!notes.empty()) std::printf("%s:\n%s", r.method.c_str(), notes.c_str());
+    }
+    for (const auto& r : rows)
+      if (r.method == "no twist" || r.method == "CTL")
+        tsmc_examples::print_samples(r.method + ", the heaviest samples of its final twisted SMC run (weight, text):",
+                                     r.found, w.text, 3);
     std::printf("\n");
     for (const auto& r : rows) {
-      if (csv)
-        csv << names[c] << ',' << r.method << ',' << csv_number(r.kl.q_sigma.value) << ','
+      csv << names[c] << ',' << r.method << ',' << csv_number(r.kl.q_sigma.value) << ','
             << csv_number(r.kl.q_sigma.standard_error) << ',' << csv_number(r.kl.sigma_q.value) << ','
             << csv_number(r.kl.sigma_q.standard_error) << ',' << csv_number(r.bounds.lower.mean) << ','
             << csv_number(r.bounds.lower.standard_error) << ',' << csv_number(r.bounds.upper.mean) << ','
             << csv_number(r.bounds.upper.standard_error) << ',' << csv_number(r.seconds) << ','
-            << csv_number(log_z.value) << '\n';
+            << csv_number(log_z.ref.value) << '\n';
       json += std::string(json.back() == '[' ? "\n  " : ",\n  ") + "{\"class\": \"" + names[c] + "\", \"method\": \"" +
               r.method + "\", \"kl_q_sigma\": " + json_number(r.kl.q_sigma.value) +
               ", \"kl_q_sigma_se\": " + json_number(r.kl.q_sigma.standard_error) +
               ", \"kl_sigma_q\": " + json_number(r.kl.sigma_q.value) +
               ", \"kl_sigma_q_se\": " + json_number(r.kl.sigma_q.standard_error) +
               ", \"lower\": " + json_number(r.bounds.lower.mean) + ", \"upper\": " + json_number(r.bounds.upper.mean) +
-              ", \"log_z\": " + json_number(log_z.value) + "}";
+              ", \"log_z\": " + json_number(log_z.ref.value) + "}";
     }
-    if (history_out)
-      for (const auto& h : histories) {
+    for (const auto& h : histories) {
         std::ostringstream one;
         h.write_csv(one);
         std::string text = one.str();
@@ -160,7 +164,9 @@ int run(const settings& s, World& w) {
         history_out << text;
       }
   }
-  if (!s.json.empty()) std::ofstream(s.json) << json << "\n]}\n";
+  p.write_output("--csv", s.csv, [&](std::ostream& out) { out << csv.str(); });
+  p.write_output("--json", s.json, [&](std::ostream& out) { out << json << "\n]}\n"; });
+  p.write_output("--history-csv", s.history_csv, [&](std::ostream& out) { out << history_out.str(); });
   std::printf("whole run %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
 }

@@ -2,6 +2,8 @@
 // bag-of-words classifiers trained on it, then the paper's two classifier tasks on that model:
 // sentiment-conditioned generation (phi = P(positive | s)) by twisted SMC, and red-teaming
 // (phi = 1[P(harmful | s) >= 1/2]) with exact samples and bidirectional bounds on log Z.
+#include "program_support.hpp"
+
 #include <tsmc/tsmc.hpp>
 
 #include <algorithm>
@@ -10,7 +12,17 @@
 #include <string>
 #include <vector>
 
-int main() {
+int run();
+
+int main(int argc, char** argv) {
+  tsmc_examples::program p("story_world",
+                           "story_world: the built-in world end to end (corpus, trigram, classifiers) and the "
+                           "paper's two classifier tasks on it; it takes no options");
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run(run);
+}
+
+int run() {
   // 1. A corpus from the story grammar: sentences labelled with a sentiment and a rare attribute.
   const tsmc::story_grammar grammar;
   const std::vector<tsmc::labelled_sentence> corpus = grammar.generate(5000, /*seed=*/1);
@@ -62,4 +74,5 @@ int main() {
               bounds.lower.mean, bounds.upper.mean, bounds.lower.standard_error, bounds.upper.standard_error,
               exact.acceptance_rate());
   std::printf("  an exact sample: the %s\n", vocabulary.decode(exact.sample(rng)).c_str());
+  return 0;
 }

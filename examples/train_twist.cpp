@@ -2,7 +2,11 @@
 // approach the target. A random tabular language model over 6 tokens, the rare target "the
 // sequence contains 4 5 4", an MLP twist head on learned prefix embeddings; every sequence can be
 // enumerated, so the exact KLs and log Z are printed next to the estimates.
-// The README's "Training a twist" section is this file.
+// The README's "Training a twist" section is this file; program_support.hpp checks the options
+// (a count that is not a whole number, a directory that cannot take the parameter file) before
+// any work and turns an error into "train_twist: error: <message>" with a non-zero status.
+#include "program_support.hpp"
+
 #include <tsmc/tsmc.hpp>
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/proposal_kl.hpp>
@@ -11,21 +15,11 @@
 
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <iostream>
+#include <string>
 
-int main(int argc, char** argv) {
-  std::size_t updates = 300;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--updates") == 0 && i + 1 < argc) {
-      updates = std::strtoul(argv[++i], nullptr, 10);
-    } else {
-      std::printf("usage: train_twist [--updates N]   (default 300)\n"
-                  "Trains an MLP twist by CTL on a toy problem and prints exact KLs before and after.\n");
-      return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
-    }
-  }
+/// The program's work: train, compare the exact KLs, save the twist, sample with it.
+int train_and_sample(std::size_t updates, const std::string& params) {
   // ---- 1. The problem: p0 (a random 6-token model), phi = 1{contains 4 5 4}, 6 tokens -------
   const tsmc::token_sequence prompt{0};
   const std::size_t horizon = 6, vocab = 6;
@@ -56,10 +50,21 @@ int main(int argc, char** argv) {
   std::printf("after %zu updates: KL(q||sigma) %.3f, KL(sigma||q) %.3f\n", updates, after.q_sigma, after.sigma_q);
 
   // ---- 4. Keep the twist, and sample with it ---------------------------------------------------
-  tsmc::save_parameters("train_twist.params", twist);
+  tsmc::save_parameters(params, twist);
   const tsmc::smc_result r = smc.run(prompt, rng);
   std::printf("one twisted SMC run, K = 16: log Zhat = %.4f; a draw:", r.log_z);
   for (tsmc::token t : r.draw(rng)) std::printf(" %d", t);
-  std::printf("\n(history: %zu records; twist saved to train_twist.params)\n", history.records.size());
+  std::printf("\n(history: %zu records; twist saved to %s)\n", history.records.size(), params.c_str());
   return 0;
+}
+
+int main(int argc, char** argv) {
+  std::size_t updates = 300;
+  std::string params = "train_twist.params";
+  tsmc_examples::program p("train_twist", "train_twist: trains an MLP twist by CTL on a toy problem and prints "
+                                          "exact KLs before and after");
+  p.count("--updates", updates, 1, tsmc_examples::limits::updates_max, "CTL updates");
+  p.output("--params", params, "where the trained twist's parameters are saved");
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] { return train_and_sample(updates, params); });
 }

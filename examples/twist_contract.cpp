@@ -112,10 +112,14 @@ tsmc::mean_estimate log_z_hat(bigram_model& model, Twist& twist, tsmc::proposal_
 }
 
 int main(int argc, char** argv) {
-  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
-    std::printf("usage: twist_contract\n  a stateful twist through every hook of the twist contract; "
-                "compares log Zhat with the exact log Z\n");
-    return 0;
+  if (argc > 1) {  // no options: --help says so, anything else is an error
+    if (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+      std::printf("usage: twist_contract\n  a stateful twist through every hook of the twist contract; "
+                  "compares log Zhat with the exact log Z\n");
+      return 0;
+    }
+    std::fprintf(stderr, "twist_contract: error: unexpected argument '%s': it takes no options (--help)\n", argv[1]);
+    return 2;
   }
   bigram_model model;
   const std::size_t horizon = 5;

@@ -22,6 +22,7 @@
 //   ./build/dev/examples/red_team --llama2c models/tiny.bin --tokenizer models/tiny_tokenizer.bin --updates 10
 //   ./build/dev/examples/write_example_models --out models --stories15m-shape
 #include "example_world.hpp"
+#include "program_support.hpp"
 
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
@@ -77,18 +78,21 @@ int main(int argc, char** argv) {
   std::size_t corpus = 5000;
   bool stories_shape = false;
   std::uint64_t seed = 1;
-  CLI::App app{"write_example_models: an ARPA export of the built-in trigram and random-weight llama2.c checkpoints "
-               "with grammar tokenizers, for the example programs' --arpa and --llama2c options"};
-  app.add_option("--out", out, "the directory to write into (created)")->capture_default_str();
-  app.add_option("--corpus", corpus, "sentences of the built-in corpus of the exported trigram (the programs' "
-                                     "--corpus for a byte-identical run)")
-      ->capture_default_str();
-  app.add_flag("--stories15m-shape", stories_shape,
-               "also write stories15M_shape.bin (random weights, dim 288, 6 layers, 6 heads, vocab 32000, seq_len "
-               "256: about 60 MB) and tokenizer_32000.bin");
-  app.add_option("--seed", seed, "the random weights' seed")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-  try {
+  tsmc_examples::program p("write_example_models",
+                           "write_example_models: an ARPA export of the built-in trigram and random-weight llama2.c "
+                           "checkpoints with grammar tokenizers, for the example programs' --arpa and --llama2c "
+                           "options");
+  p.text("--out", out, "the directory to write into (created; its parent must exist)");
+  p.count("--corpus", corpus, tsmc_examples::limits::corpus_min, tsmc_examples::limits::corpus_max,
+          "sentences of the built-in corpus of the exported trigram (the programs' --corpus for a byte-identical "
+          "run)");
+  p.app().add_flag("--stories15m-shape", stories_shape,
+                   "also write stories15M_shape.bin (random weights, dim 288, 6 layers, 6 heads, vocab 32000, "
+                   "seq_len 256: about 60 MB) and tokenizer_32000.bin");
+  p.seed("--seed", seed, "the random weights' seed");
+  p.rule([&] { return tsmc_examples::output_directory_problem("--out", out); });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] {
     const std::filesystem::path dir(out);
     std::filesystem::create_directories(dir);
     tsmc_examples::make_world(corpus).model.save_arpa((dir / "builtin.arpa").string());
@@ -114,9 +118,6 @@ int main(int argc, char** argv) {
                   "vocab 32000, seq_len 256)\n",
                   (dir / "stories15M_shape.bin").string().c_str(), (dir / "tokenizer_32000.bin").string().c_str());
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "write_example_models: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -26,7 +26,7 @@ seconds="${TSMC_FUZZ_SECONDS:-20}"
 [ "$seconds" = 0 ] && exit 0
 cmake --preset fuzz >/dev/null
 cmake --build build/fuzz -j "$jobs"
-for target in fuzz_llama2c_checkpoint fuzz_llama2c_tokenizer fuzz_arpa fuzz_parameters fuzz_classifier fuzz_gguf; do
+for target in fuzz_llama2c_checkpoint fuzz_llama2c_tokenizer fuzz_arpa fuzz_parameters fuzz_classifier fuzz_bpe_tokenizer fuzz_gguf; do
   corpus="build/fuzz/corpus/${target}"
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -10,6 +10,7 @@
 
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>
@@ -47,6 +48,7 @@
 #include <tsmc/learning/problem.hpp>
 #include <tsmc/learning/trainer.hpp>
 
+#include <tsmc/models/bpe_tokenizer.hpp>
 #include <tsmc/models/gguf.hpp>
 #include <tsmc/models/gguf_llama2c.hpp>
 #include <tsmc/models/gguf_model.hpp>
@@ -54,8 +56,11 @@
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/models/ngram.hpp>
+#include <tsmc/models/pretokenizer.hpp>
 #include <tsmc/models/text_io.hpp>
+#include <tsmc/models/token_type.hpp>
 #include <tsmc/models/transformer.hpp>
+#include <tsmc/models/unicode.hpp>
 #include <tsmc/models/weight_formats.hpp>
 #include <tsmc/models/word_tokenizer.hpp>
 

@@ -94,8 +94,13 @@ TEST_CASE("tabular_twist: one parameter per prefix, recorded rows, dense and spa
   CHECK(twist.gradient().sum() == 3.25);  // the finished row contributes nothing
 
   CHECK_THROWS_WITH(twist.accumulate_dense(1, c), Catch::Contains("step") && Catch::Contains("was not recorded"));
+  // An entry on a finished row contributes nothing, as in accumulate_dense (trainable.hpp); a row
+  // outside the record is an error.
   const std::vector<sparse_coefficient> finished_row{{1, 0, 1.0}};
-  CHECK_THROWS_WITH(twist.accumulate_sparse(2, finished_row), Catch::Contains("entry.particle"));
+  twist.accumulate_sparse(2, finished_row);
+  CHECK(twist.gradient().sum() == 3.25);
+  const std::vector<sparse_coefficient> outside{{2, 0, 1.0}};
+  CHECK_THROWS_WITH(twist.accumulate_sparse(2, outside), Catch::Contains("entry.particle"));
   CHECK_THROWS_WITH(twist.accumulate_dense(2, log_prob_matrix::Zero(3, 3)), Catch::Contains("coefficients.rows()"));
   CHECK_THROWS_WITH(tabular_twist(0, 2), Catch::Contains("vocab_size"));
   CHECK_THROWS_WITH(tabular_twist(1000, 4), Catch::Contains("2^24"));
@@ -305,7 +310,9 @@ TEST_CASE("CTL's streamed negative phase equals the recorded pass's, bit for bit
     }
     REQUIRE(recorded.negatives.result.sequences == streamed.negatives.result.sequences);
     CHECK(recorded.log_constants == streamed.log_constants);
-    const double recorded_negatives = objective.accumulate_negatives(twist, recorded.negatives, recorded.log_constants);
+    const double log_k = std::log(static_cast<double>(recorded.negatives.result.sequences.size()));
+    const double recorded_negatives =
+        objective.accumulate_negatives(twist, recorded.negatives, recorded.log_constants, log_k);
     const Eigen::VectorXd recorded_negative_gradient = gradient_of();
     CHECK(recorded_negatives == streamed_negatives);
     CHECK(recorded_negative_gradient == streamed_negative_gradient);
@@ -504,10 +511,14 @@ TEST_CASE("objective losses equal their formulas on a batch (RL, SIXO, FUDGE) an
     auto b = objective.sample(lp, rng);
     const double loss = objective.accumulate(lp, b, rng).loss;
     double expected = 0.0;
+    // SIXO and FUDGE divide by the horizon T = 3 (not by each sequence's own length).
+    auto sum_over_steps = [&](const token_sequence& s, auto&& term) {
+      return mean_over_steps(twist, s, term) * static_cast<double>(s.size()) / 3.0;
+    };
     for (const auto& s : b.negatives)
-      expected -= mean_over_steps(twist, s, [](double f, std::size_t) { return log_sigmoid(-f); }) / 16.0;
+      expected -= sum_over_steps(s, [](double f, std::size_t) { return log_sigmoid(-f); }) / 16.0;
     for (const auto& s : b.positives)
-      expected -= mean_over_steps(twist, s, [](double f, std::size_t) { return log_sigmoid(f); }) / 8.0;
+      expected -= sum_over_steps(s, [](double f, std::size_t) { return log_sigmoid(f); }) / 8.0;
     CHECK(loss == Approx(expected).epsilon(1e-12));
   }
   {
@@ -524,7 +535,7 @@ TEST_CASE("objective losses equal their formulas on a batch (RL, SIXO, FUDGE) an
       CHECK(y == Approx(std::exp(classifier_toy.potential.inner().log_class_probability(b.samples[k]))).epsilon(1e-12));
       expected += mean_over_steps(twist.inner(), b.samples[k], [y](double g, std::size_t) {
         return -(y * log_sigmoid(g) + (1 - y) * log_sigmoid(-g));
-      });
+      }) * static_cast<double>(b.samples[k].size()) / 3.0;
     }
     CHECK(loss == Approx(expected / 16.0).epsilon(1e-12));
   }

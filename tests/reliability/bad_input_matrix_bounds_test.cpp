@@ -204,7 +204,7 @@ const bad_input::area bounds_rows("bounds", [](bad_input::area& a) {
   a.invalid("sweep_particles", input::zero, "options.runs = 0", "sweep_particles", "options.runs must be positive, got 0",
             sweep(sweep_options{.particles = {4}, .runs = 0}));
   a.runtime("write_csv_file", input::wrong_file, "a path in a missing directory", "write_csv_file",
-            "path could not be opened for writing", [] {
+            "path must name a file in an existing, writable directory", [] {
               const auto path = std::filesystem::temp_directory_path() / "tsmc_no_such_dir_matrix" / "x.csv";
               write_csv_file(path.string(), std::span<const bounds_report>());
             });

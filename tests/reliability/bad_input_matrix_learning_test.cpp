@@ -241,7 +241,9 @@ const bad_input::area learning_rows("learning", [](bad_input::area& a) {
   a.runtime("train", input::nan, "the objective's gradient is NaN", "train",
             "the scripted gradient of block 'log_psi' at update 1 must be finite",
             train_with(training_options{.updates = 2}, 0.5, nan));
-  a.runtime("train", input::wrong_file, "options.checkpoint in a missing directory", "save_parameters", "cannot", [] {
+  a.runtime("train", input::wrong_file, "options.checkpoint in a missing directory", "train",
+            "options.checkpoint must name a file in an existing, writable directory (checked before the first update)",
+            [] {
     learning_fixture f;
     auto p = f.problem();
     scripted_objective objective{0.5, 0.0};

@@ -456,7 +456,7 @@ const bad_input::area ngram_rows("models", [](bad_input::area& a) {
   a.runtime("ngram_model::load_arpa", input::wrong_file, "a missing file", "ngram_model::load_arpa",
             "path must name a readable file", [] { (void)tsmc::ngram_model::load_arpa(bad_input::scratch("no.arpa").string()); });
   a.runtime("ngram_model::save_arpa", input::wrong_file, "a path in a missing directory", "ngram_model::save_arpa",
-            "path must name a writable file",
+            "path must name a file in an existing, writable directory",
             [] { arpa_model().save_arpa((bad_input::scratch("missing_dir") / "m.arpa").string()); });
   const auto ngram = [] {
     auto m = arpa_model();

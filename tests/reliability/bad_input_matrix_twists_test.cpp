@@ -259,7 +259,7 @@ const bad_input::area potentials_rows("potentials", [](bad_input::area& a) {
             "path must name a readable file",
             [] { (void)bag_of_words_classifier::load(bad_input::scratch("no_such.txt").string()); });
   a.runtime("bag_of_words_classifier::save", input::wrong_file, "a path in a missing directory",
-            "bag_of_words_classifier::save", "path must name a file in a writable directory",
+            "bag_of_words_classifier::save", "path must name a file in an existing, writable directory",
             [] { classifier().save((bad_input::scratch("missing_dir") / "c.txt").string()); });
 
   const std::string cp = "classifier_potential::classifier_potential";

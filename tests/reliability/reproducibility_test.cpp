@@ -6,6 +6,21 @@
 // patterns). They were recorded on x86-64 with glibc's libm (g++ 12 -O3 and clang 14 -O1 give
 // the same bits: no FMA contraction on baseline x86-64); on another platform a mismatch prints
 // the new digest, and the run-to-run and thread-count checks still apply.
+//
+// Per instruction set (issue 29): built for the host (TSMC_NATIVE, -march=native) the digests
+// change, because Eigen's packets widen (4 or 8 doubles instead of 2, so its sums and exp round
+// differently; -ffp-contract=off does not restore them: measured, the plain and conditional
+// digests are the same with and without it, and the CTL digest changes again) and the compiler
+// contracts a * b + c into FMAs. So a second set is recorded for one host ISA: AVX-512 with FMA
+// (g++ 12 -march=native on an AMD EPYC with AVX-512, Zen 4). Other non-baseline builds print
+// their digests and check only run-to-run and thread-count identity.
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+#define TSMC_TEST_DIGEST_SET 1  // AVX-512 + FMA
+#elif defined(__AVX__) || defined(__FMA__)
+#define TSMC_TEST_DIGEST_SET 2  // another vector ISA: no recorded digests
+#else
+#define TSMC_TEST_DIGEST_SET 0  // baseline x86-64 (SSE2)
+#endif
 
 #include "learning/learning_fixtures.hpp"
 #include "models/llama2c_test_support.hpp"
@@ -158,8 +173,16 @@ TEST_CASE("golden digests of a twisted SMC run and a conditional run, any run or
   set_threads(saved);
   CHECK(toy.plain(2026) != plain1);  // the digest sees the seed
   INFO("plain " << hex(plain1) << ", conditional " << hex(conditional1));
+#if TSMC_TEST_DIGEST_SET == 0
   CHECK(plain1 == 0xa398de8c69703f21ULL);
   CHECK(conditional1 == 0x28938da9430ace36ULL);
+#elif TSMC_TEST_DIGEST_SET == 1
+  CHECK(plain1 == 0xfab93848425f5102ULL);
+  CHECK(conditional1 == 0xa7aed277bd9bbb53ULL);
+#else
+  WARN("no golden digests recorded for this instruction set: plain " << hex(plain1) << ", conditional "
+                                                                       << hex(conditional1));
+#endif
 }
 
 TEST_CASE("golden digest of a short CTL training run: its parameters after 8 updates", "[reliability]") {
@@ -172,7 +195,13 @@ TEST_CASE("golden digest of a short CTL training run: its parameters after 8 upd
   set_threads(saved);
   CHECK(ctl_digest(7, 77) != one);
   INFO("CTL " << hex(one));
-  CHECK(one == 0xc9f0710683f6255aULL);
+#if TSMC_TEST_DIGEST_SET == 0
+  CHECK(one == 0xe19f42fb335fcc89ULL);  // issue 27: CTL reports sum_t log Zhat_t (was + T log K)
+#else
+  // The -march=native digest of the CTL run was recorded before issue 27 changed the CTL loss's
+  // reported value; it is to be recorded anew on a host build.
+  WARN("no golden digest recorded for this instruction set: CTL " << hex(one));
+#endif
 }
 
 TEST_CASE("llama2c: plain and optimised cache reorders give bit-identical runs", "[reliability]") {

@@ -1,4 +1,5 @@
-// smc_options' check_normalization fields: off by default, tolerance validated.
+// smc_options' normalisation checks: every row off by default, the first row of each run on by
+// default, tolerance validated.
 #include <catch2/catch.hpp>
 
 #include <tsmc/smc/options.hpp>
@@ -9,9 +10,11 @@
 
 using namespace tsmc;
 
-TEST_CASE("options: check_normalization is off by default with tolerance 1e-6", "[usability]") {
+TEST_CASE("options: check_normalization (every row) is off by default, the first row's check on, tolerance 1e-6",
+          "[usability]") {
   const smc_options o{.particles = 4, .horizon = 3};
   REQUIRE_FALSE(o.check_normalization);
+  REQUIRE(o.check_first_row);
   REQUIRE(o.normalization_tolerance == 1e-6);
   REQUIRE_NOTHROW(validate(o, 5, "f"));
   REQUIRE_NOTHROW(validate(smc_options{.particles = 4, .horizon = 3, .check_normalization = true}, 5, "f"));

@@ -125,7 +125,9 @@ TEST_CASE("on_weights: the weights that target pi_t telescope from the previous 
   CHECK(checked > 100);
 }
 
-TEST_CASE("check_normalization names a model that writes probabilities; off, the run goes on", "[sampler]") {
+TEST_CASE("check_normalization names a model that writes probabilities; the first row is checked by default; "
+          "opted out, the run goes on",
+          "[sampler]") {
   small_problem p(false);
   probability_model model(3, 7, 1.0);
   no_twist none;
@@ -137,6 +139,10 @@ TEST_CASE("check_normalization names a model that writes probabilities; off, the
                     Catch::Contains("step 1") && Catch::Contains("particle 0") && Catch::Contains("must be 1") &&
                         Catch::Contains("probabilities instead of log-probabilities"));
   options.check_normalization = false;
+  twisted_smc first_row(model, none, p.potential, options);  // the first row is checked by default
+  CHECK_THROWS_WITH(first_row.run(p.problem.prompt, rng),
+                    Catch::Contains("step 1") && Catch::Contains("particle 0") && Catch::Contains("must be 1"));
+  options.check_first_row = false;  // opted out explicitly: the run goes on
   twisted_smc unchecked(model, none, p.potential, options);
   CHECK_NOTHROW(unchecked.run(p.problem.prompt, rng));
   options.check_normalization = true;

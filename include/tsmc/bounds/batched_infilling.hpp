@@ -70,6 +70,37 @@ class batched_infilling_potential {
   /// @brief The observation o.
   [[nodiscard]] std::span<const token> observation() const noexcept { return observation_; }
 
+ protected:
+  /// row[v] = log p0(o | prompt, prefix, v) for every candidate v in one batched pass over V slots:
+  /// start(prompt, V), the prefix's tokens appended to every slot, candidate v to slot v, then the
+  /// observation's c tokens as in score_group (prefix.size() + c batched steps).
+  template <class Row>
+  void score_candidates(std::span<const token> prefix, Row&& row) const {
+    const std::size_t V = model_->vocab_size();
+    model_->start(std::span<const token>(prompt_), V);
+    column_.resize(V);
+    for (const token x : prefix) {
+      std::fill(column_.begin(), column_.end(), x);
+      model_->append(std::span<const token>(column_));
+    }
+    for (std::size_t v = 0; v < V; ++v) column_[v] = static_cast<token>(v);
+    model_->append(std::span<const token>(column_));
+    rows_.resize(static_cast<Eigen::Index>(V), static_cast<Eigen::Index>(V));
+    total_.assign(V, 0.0);
+    for (std::size_t j = 0; j < observation_.size(); ++j) {
+      model_->log_probs(log_prob_ref(rows_));
+      const auto o = static_cast<Eigen::Index>(observation_[j]);
+      for (std::size_t v = 0; v < V; ++v) total_[v] += rows_(static_cast<Eigen::Index>(v), o);
+      if (j + 1 == observation_.size()) break;
+      std::fill(column_.begin(), column_.end(), observation_[j]);
+      model_->append(std::span<const token>(column_));
+    }
+    for (std::size_t v = 0; v < V; ++v) row(static_cast<Eigen::Index>(v)) = total_[v];
+  }
+
+  /// The query model's vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const { return model_->vocab_size(); }
+
  private:
   /// Scores sequences[group[i]] (all of one length) in one batched pass of the model.
   void score_group(std::span<const token_sequence> sequences, std::span<const std::size_t> group,
@@ -101,6 +132,42 @@ class batched_infilling_potential {
   mutable token_sequence column_;
   mutable log_prob_matrix rows_;
   mutable std::vector<double> total_;
+};
+
+/// @brief batched_infilling_potential with a next-token form: log_potential_next scores every
+/// candidate last token, so that the twisted proposal uses psi_T = phi exactly at the last step
+/// (Zhao et al. 2024, Section 3: "where a potential can be evaluated for every next token cheaply,
+/// psi_T = phi exactly and the correction is 1") on any batched LanguageModel, with no learned
+/// psi_T and no final correction phi / psi_T.
+///
+/// Cost: for each of the K prefixes, one batched pass of the query model over V slots
+/// (t - 1 + c steps, see score_candidates): K x V times the work of scoring one sequence. Cheap for
+/// word-level models with small vocabularies (the n-gram, the toys); for a transformer with tens of
+/// thousands of tokens, prefer batched_infilling_potential (psi_T learned) unless exactness of the
+/// last step matters more than time. A separate class, so that choosing the cost is explicit.
+/// @tparam Model a LanguageModel
+template <class Model>
+class batched_infilling_next_potential : public batched_infilling_potential<Model> {
+ public:
+  using batched_infilling_potential<Model>::batched_infilling_potential;
+
+  /// @brief out(k, v) = log p0(o | prompt, prefixes[k], v) for every candidate v; rows of finished
+  /// particles (ctx.active[k] == 0) are 0 (the sampler does not read them).
+  /// @throw tsmc::invalid_argument if out is not K x V; the model's exceptions
+  template <class SamplerModel>
+  void log_potential_next(const step_context<SamplerModel>& ctx, log_prob_ref out) const {
+    constexpr const char* function = "batched_infilling_next_potential::log_potential_next";
+    check_size(function, "out.rows()", out.rows(), "the number of prefixes", ctx.prefixes.size());
+    check_size(function, "out.cols()", out.cols(), "the query model's vocab_size()", this->vocab_size());
+    for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
+      const auto row = static_cast<Eigen::Index>(k);
+      if (!ctx.active.empty() && ctx.active[k] == 0) {
+        out.row(row).setZero();
+        continue;
+      }
+      this->score_candidates(std::span<const token>(ctx.prefixes[k]), out.row(row));
+    }
+  }
 };
 
 }  // namespace tsmc

@@ -8,6 +8,7 @@
 #include <tsmc/bounds/kl.hpp>
 #include <tsmc/bounds/report.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/smc/options.hpp>
 #include <tsmc/smc/sampler.hpp>
@@ -101,16 +102,13 @@ inline void write_csv(std::ostream& out, std::span<const bounds_report> reports)
   return out.str();
 }
 
-/// @brief Writes reports as CSV to a file (replacing it).
-/// @param path the file
+/// @brief Writes reports as CSV to a file, atomically (tsmc::write_file_atomically: a failed
+/// write leaves the previous file byte-identical).
+/// @param path the file (replaced)
 /// @param reports the rows
-/// @throw tsmc::runtime_error if the file cannot be opened or written
+/// @throw tsmc::runtime_error if the file cannot be written in full
 inline void write_csv_file(const std::string& path, std::span<const bounds_report> reports) {
-  std::ofstream file(path);
-  if (!file) throw_runtime_error("write_csv_file", "path", "could not be opened for writing", path);
-  write_csv(file, reports);
-  file.flush();
-  if (!file) throw_runtime_error("write_csv_file", "path", "could not be written", path);
+  write_file_atomically(path, [reports](std::ostream& out) { write_csv(out, reports); }, "write_csv_file");
 }
 
 /// @brief A markdown table: bounds_report::markdown_header() then one row per report, each line

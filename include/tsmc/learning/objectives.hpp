@@ -88,8 +88,10 @@ class exact_positive_source {
   std::size_t count_ = 0;
 };
 
-/// Adds -sum_k w_k log psi_t(s^k_{1:t}) / n_k over every trainable step (the positive phase shared by
-/// CTL and DPG: n_k = 1 for CTL's sum over t) and accumulates its gradient; returns the loss term.
+/// The positive phase shared by CTL and DPG: adds -sum_t sum_k w_k log psi_t(s^k_{1:t}) over every
+/// step t whose psi_t is trainable (a sum over t, no average: CTL's objective sums its per-step KLs,
+/// and DPG's is the log-likelihood of the whole sequence), accumulates its gradient
+/// -sum_k w_k grad log psi_t(s^k_{1:t}) into the twist and returns the loss term.
 template <class Twist>
 double accumulate_positive_phase(Twist& twist, const recorded_pass& pass, std::span<const double> weights,
                                  std::vector<sparse_coefficient>& entries) {
@@ -125,8 +127,10 @@ double accumulate_positive_phase(Twist& twist, const recorded_pass& pass, std::s
 /// too (unless the potential's next-token form replaces it). With end tokens, pi_t holds the
 /// particles still generating at t (mass p0 psi_t) and those finished earlier (mass p0 phi).
 ///
-/// The loss reported is sum_t [log Zhat_t - E_pos log psi_t(s_{1:t})], equal to
-/// sum_t KL(sigma_t || pi_t) up to a constant when the expectations are exact.
+/// The loss reported is sum_t [log Zhat_t - E_pos log psi_t(s_{1:t})] over the trainable steps,
+/// Zhat_t = (1/K) sum_k W^k_t the run's estimate of Z_t from the weights targeting pi_t: equal to
+/// sum_t KL(sigma_t || pi_t) up to a constant (the sigma_t entropies and log Z) when the expectations
+/// are exact; at psi* every Zhat_t is Z and the negative phase is (number of steps) x log Z.
 ///
 /// Streaming: `sample` accumulates the negative phase (its loss and its gradient, into the
 /// twist) step by step while the SIS run goes, from each step's weights report and the twist's
@@ -191,8 +195,9 @@ class ctl {
     const recorded_pass evaluated =
         b.fresh ? recorded_pass{} : problem.evaluate(std::span<const token_sequence>(b.negatives.result.sequences), true, rng);
     const recorded_pass& neg = b.fresh ? b.negatives : evaluated;
+    const double log_count = std::log(static_cast<double>(b.negatives.result.sequences.size()));
     double loss = b.fresh && b.streamed_negative_loss ? *b.streamed_negative_loss
-                                                      : accumulate_negatives(twist, neg, b.log_constants);
+                                                      : accumulate_negatives(twist, neg, b.log_constants, log_count);
     b.fresh = false;
     b.streamed_negative_loss.reset();
     if constexpr (exact_positives) {
@@ -204,15 +209,17 @@ class ctl {
     return {loss, effective_sample_size(std::span<const double>(b.negatives.result.log_weights))};
   }
 
-  /// @brief The negative phase alone: adds sum_t log sum_k exp(c_k + [proposed] log Z^pi_t(k))
-  /// to the loss and its gradient sum_k wbar_k q_t(. | k) into the twist, for a recorded pass
-  /// (proposal rows kept) and constants log c [t-1][k]. Exposed for exact checks: with
-  /// c_k = p0(s^k) over every sequence of an enumerable problem it is sum_t log Z_t exactly.
+  /// @brief The negative phase alone: adds sum_t [log sum_k exp(c_k + [proposed] log Z^pi_t(k)) -
+  /// log_count] to the loss (over the steps where some term is positive) and its gradient
+  /// sum_k wbar_k q_t(. | k) into the twist, for a recorded pass (proposal rows kept) and constants
+  /// log c [t-1][k]. With a batch's constants and log_count = log K each step's term is log Zhat_t
+  /// (what accumulate reports). Exposed for exact checks: with c_k = p0(s^k) over every sequence of
+  /// an enumerable problem and log_count = 0 it is sum_t log Z_t exactly.
   /// @throw tsmc::invalid_argument if log_constants lacks a row of K values for a trainable step,
   /// or (from the twist) if the pass kept no proposal rows
   template <class Twist>
   double accumulate_negatives(Twist& twist, const recorded_pass& pass,
-                              const std::vector<std::vector<double>>& log_constants) {
+                              const std::vector<std::vector<double>>& log_constants, double log_count = 0.0) {
     double loss = 0.0;
     for (std::size_t i = 0; i < pass.steps.size(); ++i) {
       const auto& s = pass.steps[i];
@@ -221,7 +228,7 @@ class ctl {
       check_argument(i < log_constants.size() && log_constants[i].size() == K, "ctl::accumulate_negatives",
                      "log_constants", "must have one row of K values per recorded step", i);
       loss += negative_step(twist, s.step, log_constants[i], std::span<const std::uint8_t>(s.proposed),
-                            std::span<const double>(s.log_normalizers), s.proposal.cols(),
+                            std::span<const double>(s.log_normalizers), s.proposal.cols(), log_count,
                             [&](std::size_t k, auto&& row) { row = s.proposal.row(static_cast<Eigen::Index>(k)); });
     }
     return loss;
@@ -237,13 +244,13 @@ class ctl {
   }
 
   /// One step of the negative phase: log a_k = log c_k + [proposed] log Z^pi_t(k); adds
-  /// sum_k (a_k / sum a) q_t(. | k) into the twist at `step` and returns log sum_k a_k (0 when
-  /// every a_k is 0: the step adds nothing). write_row(k, row) writes q_t(. | k) into a row of
+  /// sum_k (a_k / sum a) q_t(. | k) into the twist at `step` and returns log sum_k a_k - log_count
+  /// (0 when every a_k is 0: the step adds nothing). write_row(k, row) writes q_t(. | k) into a row of
   /// the K x V coefficients (both paths write it with the same expression: bit-identical).
   template <class Twist, class WriteRow>
   double negative_step(Twist& twist, std::size_t step, std::span<const double> log_constants,
                        std::span<const std::uint8_t> proposed, std::span<const double> log_normalizers,
-                       Eigen::Index vocab, WriteRow&& write_row) {
+                       Eigen::Index vocab, double log_count, WriteRow&& write_row) {
     const std::size_t K = proposed.size();
     log_a_.resize(K);
     for (std::size_t k = 0; k < K; ++k) log_a_[k] = log_constants[k] + (proposed[k] ? log_normalizers[k] : 0.0);
@@ -257,7 +264,7 @@ class ctl {
         row *= std::exp(log_a_[k] - lse);
       }
     twist.accumulate_dense(step, coefficients_);
-    return lse;
+    return lse - log_count;
   }
 
   /// The observer of sample()'s run: at each step, the step's constants (kept in the batch) and,
@@ -278,7 +285,7 @@ class ctl {
         c[k] = log_constant(r.proposed[k] != 0, r.log_normalizers[k], r.log_target_weights[k]);
       if (r.log_psi != nullptr && !r.psi_is_phi)
         loss += self->negative_step(*twist, r.step, std::span<const double>(c), r.proposed, r.log_normalizers,
-                                    r.log_p0.cols(),
+                                    r.log_p0.cols(), std::log(static_cast<double>(K)),
                                     [&](std::size_t k, auto&& row) { detail::write_proposal_row(r, k, row); });
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
@@ -300,16 +307,21 @@ ctl(Exact&, std::size_t) -> ctl<Exact>;
 
 /// @brief Options of the RL objective.
 struct rl_options {
-  /// @brief Targets below this are raised to it: an indicator potential has log phi = -inf,
-  /// which no squared error can reach (> -inf).
+  /// @brief The target that replaces a target of -inf (an indicator potential's log phi = -inf,
+  /// or a next-step normaliser over candidates that all have psi = 0), which no squared error can
+  /// reach. Only -inf is replaced: every finite target is kept as it is, so that training is
+  /// unchanged when phi is multiplied by a constant (the twists shift by its log, the proposal
+  /// and the KLs do not change).
   double min_log_target = -30.0;
 };
 
 /// @brief Soft Q-learning (Zhao et al. 2024, Table 1, "RL"): regresses log psi_t(s_{1:t}) onto
 /// the constant target logsumexp_v[log p0(v | s_{1:t}) + log psi_{t+1}(s_{1:t}, v)] (the next
-/// step's twisted normaliser) for t < T, and log phi(s) at the step where s finished; squared
-/// error averaged over each sequence's steps and over the batch, samples from the twisted
-/// proposal with uniform weights. Loss = (1/K) sum_k (1/n_k) sum_t (log psi_t - target)^2 / 2.
+/// step's twisted normaliser) for t < T, and log phi(s) at the step where s finished (a target
+/// of -inf is replaced by rl_options::min_log_target; finite targets are kept); squared error
+/// averaged over each sequence's trainable steps (n_k, recorded_pass::trainable_steps) and over
+/// the batch, samples from the twisted proposal with uniform weights.
+/// Loss = (1/K) sum_k (1/n_k) sum_t (log psi_t - target)^2 / 2.
 class rl {
  public:
   /// @brief The objective's name.
@@ -352,7 +364,7 @@ class rl {
           value = steps[i + 1].log_normalizers[k];
         else
           continue;  // an observer stopped the run: no target
-        target[k] = std::max(value, options_.min_log_target);
+        target[k] = value > neg_inf ? value : options_.min_log_target;
       }
     }
     b.fresh = true;
@@ -398,11 +410,30 @@ class rl {
 // SIXO
 // ---------------------------------------------------------------------------------------------
 
+/// @brief Where SIXO's approximate positives come from (without an exact sampler).
+enum class sixo_positives {
+  /// The twisted proposal's SIS samples with their final (phi-based) self-normalised weights, as
+  /// the paper's code draws them (and as CTL and DPG take theirs): the default.
+  twisted,
+  /// The negatives themselves (samples from p0) weighted by phi: no second run, but no positive at
+  /// all when phi is 0 on the whole batch (a rare indicator target).
+  base,
+};
+
+/// @brief Options of the SIXO objective.
+struct sixo_options {
+  sixo_positives positives = sixo_positives::twisted;  ///< where approximate positives come from
+};
+
 /// @brief SIXO (Lawson et al. 2022; Zhao et al. 2024, Table 1): log psi_t is the log-odds of a
 /// classifier of positives against samples from p0, per t:
-/// loss = -[sum_j w_j mean_t log sigmoid(log psi_t(s^j)) + (1/K) sum_k mean_t log(1 - sigmoid(log psi_t(s'^k)))].
-/// Negatives s' are one SIS run from p0; positives are the same samples weighted by phi
-/// (approximate; no positive term when phi is 0 on the whole batch) or exact samples.
+/// loss = -(1/T) [sum_j w_j sum_t log sigmoid(log psi_t(s^j)) + (1/K) sum_k sum_t log(1 - sigmoid(log psi_t(s'^k)))],
+/// the sums over each sequence's trainable steps, T the horizon (the same for every sequence, as in
+/// the paper's code: a sequence's own length would weight short sequences up and move the optimum
+/// away from psi* when sequences end at an end token).
+/// Negatives s' are one SIS run from p0. Positives are, by default, one SIS run of the twisted
+/// proposal with its normalised final weights; or (sixo_options) the negatives weighted by phi
+/// (no positive term when phi is 0 on the whole batch); or exact samples with uniform weights.
 /// @tparam Exact no_exact_sampler or an ExactSampler
 template <class Exact = no_exact_sampler>
 class sixo {
@@ -414,32 +445,44 @@ class sixo {
   /// @brief A batch: samples from p0 and positives.
   struct batch {
     std::vector<token_sequence> negatives;     ///< samples from p0
-    std::vector<token_sequence> positives;     ///< exact samples (empty: the negatives, weighted by phi)
+    std::vector<token_sequence> positives;     ///< twisted SIS samples, exact samples, or the negatives
     std::vector<double> positive_weights;      ///< normalised
-    double ess = 0.0;                          ///< ESS of the phi weights of the p0 samples
+    double ess = 0.0;                          ///< ESS of the positives' weights (K for exact samples)
   };
 
-  /// @brief Approximate (phi-weighted) positives.
+  /// @brief Approximate positives from the twisted proposal.
   sixo()
     requires(!exact_positives)
   = default;
+  /// @brief Approximate positives from the source the options name.
+  explicit sixo(sixo_options options)
+    requires(!exact_positives)
+      : options_(options) {}
   /// @brief Exact positives: `count` per update.
   /// @throw tsmc::invalid_argument if count is 0
   sixo(Exact& exact, std::size_t count)
     requires exact_positives
       : exact_(exact, count, "sixo::sixo") {}
 
-  /// @brief Draws a batch: one SIS run from p0 (and exact samples).
+  /// @brief Draws a batch: one SIS run from p0 for the negatives, then the positives (one twisted
+  /// SIS run, or exact samples).
   template <class Problem, RandomEngine Engine>
   batch sample(Problem& problem, Engine& rng) {
     batch b;
     recorded_pass p0 = problem.sample(proposal_type::base, false, rng);
     b.negatives = std::move(p0.result.sequences);
-    b.ess = effective_sample_size(std::span<const double>(p0.result.log_weights));
     if constexpr (exact_positives) {
       exact_.draw(b.positives, b.positive_weights, rng);
+      b.ess = static_cast<double>(b.positives.size());
+    } else if (options_.positives == sixo_positives::twisted) {
+      recorded_pass twisted = problem.sample(proposal_type::twisted, false, rng);
+      b.positives = std::move(twisted.result.sequences);
+      b.positive_weights = detail::normalized(twisted.result.log_weights);
+      b.ess = effective_sample_size(std::span<const double>(twisted.result.log_weights));
     } else {
+      b.positives = b.negatives;
       b.positive_weights = detail::normalized(p0.result.log_weights);
+      b.ess = effective_sample_size(std::span<const double>(p0.result.log_weights));
     }
     return b;
   }
@@ -449,24 +492,24 @@ class sixo {
   objective_step accumulate(Problem& problem, batch& b, Engine& rng) {
     auto& twist = problem.twist();
     const std::size_t K = b.negatives.size();
+    const auto horizon = static_cast<double>(problem.options().horizon);
     const recorded_pass neg = problem.evaluate(std::span<const token_sequence>(b.negatives), false, rng);
-    std::vector<double> negative_weights(K, 1.0 / static_cast<double>(K));
-    double loss = 0.0;
-    if constexpr (exact_positives) {
-      loss += phase(twist, neg, negative_weights, false);
-      const recorded_pass pos = problem.evaluate(std::span<const token_sequence>(b.positives), false, rng);
-      loss += phase(twist, pos, b.positive_weights, true);
+    const std::vector<double> negative_weights(K, 1.0 / static_cast<double>(K));
+    double loss = phase(twist, neg, negative_weights, false, horizon);
+    if (!exact_positives && options_.positives == sixo_positives::base) {
+      loss += phase(twist, neg, b.positive_weights, true, horizon);
     } else {
-      loss += phase(twist, neg, negative_weights, false);
-      loss += phase(twist, neg, b.positive_weights, true);
+      const recorded_pass pos = problem.evaluate(std::span<const token_sequence>(b.positives), false, rng);
+      loss += phase(twist, pos, b.positive_weights, true, horizon);
     }
     return {loss, b.ess};
   }
 
  private:
-  /// -sum_k w_k mean_t log sigmoid(+-log psi) and its gradient.
+  /// -(1/T) sum_k w_k sum_t log sigmoid(+-log psi) and its gradient.
   template <class Twist>
-  double phase(Twist& twist, const recorded_pass& pass, std::span<const double> weights, bool positive) {
+  double phase(Twist& twist, const recorded_pass& pass, std::span<const double> weights, bool positive,
+               double horizon) {
     double loss = 0.0;
     const double sign = positive ? 1.0 : -1.0;
     for (const auto& s : pass.steps) {
@@ -474,7 +517,7 @@ class sixo {
       entries_.clear();
       for (std::size_t k = 0; k < s.proposed.size(); ++k) {
         if (!s.proposed[k] || weights[k] == 0.0) continue;
-        const double w = weights[k] / static_cast<double>(pass.trainable_steps(k));
+        const double w = weights[k] / horizon;
         const double f = s.log_psi_chosen[k];
         loss -= w * log_sigmoid(sign * f);
         // d/df -w log sigmoid(sign f) = -w sign sigmoid(-sign f)
@@ -485,6 +528,7 @@ class sixo {
     return loss;
   }
 
+  sixo_options options_{};
   detail::exact_positive_source<Exact> exact_;
   std::vector<sparse_coefficient> entries_;
 };
@@ -499,8 +543,10 @@ sixo(Exact&, std::size_t) -> sixo<Exact>;
 
 /// @brief FUDGE (Yang and Klein 2021; Zhao et al. 2024, Table 1): psi_t = sigmoid(g_t) is a
 /// classifier of the label phi(s) (a probability in [0, 1]) from prefixes of samples s ~ p0:
-/// loss = (1/K) sum_k mean_t BCE(sigmoid(g_t(s^k_{1:t})), phi(s^k)). The twist must be a
-/// sigmoid_twist (it trains the logit g).
+/// loss = (1/(K T)) sum_k sum_t BCE(sigmoid(g_t(s^k_{1:t})), phi(s^k)), the sum over each
+/// sequence's trainable steps and T the horizon (the same for every sequence, as in the paper's
+/// code: dividing by a sequence's own length would move the optimum away from psi*_t = E[phi | s_{1:t}]
+/// when sequences end at an end token). The twist must be a sigmoid_twist (it trains the logit g).
 class fudge {
  public:
   /// @brief The objective's name.
@@ -543,6 +589,7 @@ class fudge {
       twist.recorded_logit(t, t, token{0});
     }, "tsmc::fudge: the twist must be a tsmc::sigmoid_twist (FUDGE trains psi = sigmoid(g))");
     const std::size_t K = b.samples.size();
+    const auto horizon = static_cast<double>(problem.options().horizon);
     const recorded_pass pass = problem.evaluate(std::span<const token_sequence>(b.samples), false, rng);
     double loss = 0.0;
     for (const auto& s : pass.steps) {
@@ -550,7 +597,7 @@ class fudge {
       entries_.clear();
       for (std::size_t k = 0; k < K; ++k) {
         if (!s.proposed[k]) continue;
-        const double w = 1.0 / (static_cast<double>(K) * static_cast<double>(pass.trainable_steps(k)));
+        const double w = 1.0 / (static_cast<double>(K) * horizon);
         const double g = twist.recorded_logit(s.step, k, s.tokens[k]);
         const double y = b.labels[k];
         loss -= w * (y * log_sigmoid(g) + (1.0 - y) * log_sigmoid(-g));

@@ -22,6 +22,7 @@
 
 #include <tsmc/core/checksum.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/twists/trainable.hpp>
 
 #include <Eigen/Core>
@@ -134,29 +135,12 @@ inline void save_parameters(const std::filesystem::path& path, std::span<const p
   }
   detail::put_le(bytes, detail::fnv1a64(bytes), 8);
 
-  const std::string file = path.string();
-  std::filesystem::path temporary = path;
-  temporary += ".tmp." + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw runtime_error("tsmc::save_parameters: cannot create the temporary file '" + temporary.string() +
-                                  "' for '" + file + "'");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw runtime_error("tsmc::save_parameters: writing '" + temporary.string() + "' for '" + file + "' failed");
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw runtime_error("tsmc::save_parameters: cannot rename '" + temporary.string() + "' to '" + file +
-                        "': " + error.message());
-  }
+  write_file_atomically(
+      path,
+      [&bytes](std::ostream& out) {
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      },
+      function);
 }
 
 /// @brief Writes parameter blocks' values to a file (see the span overload).

@@ -7,6 +7,7 @@
 #include <tsmc/bounds/estimator.hpp>
 #include <tsmc/bounds/kl.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/learning/objectives.hpp>
@@ -245,6 +246,11 @@ training_history train(Problem& problem, Objective& objective, Optimizer& optimi
   auto& twist = problem.twist();
   check_argument(options.average_last <= options.updates, function, "options.average_last",
                  "must be at most options.updates " + std::to_string(options.updates), options.average_last);
+  // A checkpoint that cannot be written is found now, not after the whole training.
+  if (!options.checkpoint.empty() && !detail::can_create_file_next_to(options.checkpoint))
+    throw_runtime_error(function, "options.checkpoint",
+                        "must name a file in an existing, writable directory (checked before the first update)",
+                        options.checkpoint.string());
   std::vector<Eigen::VectorXd> average_sums;
 
   if constexpr (evaluates) {

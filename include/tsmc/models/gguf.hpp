@@ -14,6 +14,7 @@
 /// big-endian files are refused with an error saying so.
 
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/models/weight_formats.hpp>
 
 #include <algorithm>
@@ -865,16 +866,19 @@ inline void put_value(std::vector<unsigned char>& out, const value& v) {
   return out;
 }
 
-/// @brief Writes a GGUF file (see serialize).
-/// @param path the file to create or overwrite
+/// @brief Writes a GGUF file (see serialize), atomically (tsmc::write_file_atomically): a failed
+/// write leaves a previous file at `path` byte-identical and no temporary file behind.
+/// @param path the file to create or replace
 /// @param c the contents
-/// @throw as serialize; tsmc::runtime_error if the file cannot be written
+/// @throw as serialize; tsmc::runtime_error if the file cannot be written in full
 inline void write_file(const std::filesystem::path& path, const contents& c) {
   const std::vector<unsigned char> bytes = serialize(c);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw_runtime_error("gguf::write_file", detail::quoted(path), "could not be written", "a write error");
+  write_file_atomically(
+      path.string(),
+      [&bytes](std::ostream& out) {
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      },
+      "gguf::write_file");
 }
 
 }  // namespace tsmc::gguf

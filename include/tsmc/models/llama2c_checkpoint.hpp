@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -235,7 +236,9 @@ class file_storage {
 /// Checks, in order: the file opens; it holds the 28-byte header; dim, hidden_dim, n_layers,
 /// n_heads, n_kv_heads and seq_len are positive and vocab_size is non-zero; n_heads divides dim;
 /// n_kv_heads divides n_heads; head_size = dim / n_heads is even (RoPE rotates pairs); the file
-/// size equals the header's 28 bytes plus 4 bytes per float of the layout the header implies.
+/// size equals the header's 28 bytes plus 4 bytes per float of the layout the header implies. A
+/// header with two or more fields of implausible size (a tokenizer, a text or an ARPA file given
+/// as a checkpoint) is reported as "does not look like a llama2.c checkpoint".
 /// @param path the checkpoint file
 /// @return the header as a config
 /// @throw tsmc::runtime_error naming the file and the field that fails
@@ -259,6 +262,26 @@ class file_storage {
 
   static constexpr const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
                                            "seq_len"};
+  // A file that is not a checkpoint at all (a tokenizer, a text file, an ARPA file) fails here
+  // with a message that says so, before any field's own rule: the seven header int32s of a real
+  // checkpoint are positive (vocab_size may be negative) and far below these bounds; two or more
+  // fields outside them are not one corrupt field but another kind of file.
+  static constexpr std::int64_t plausible[7] = {1 << 16, 1 << 18, 1 << 10, 1 << 10, 1 << 10, 1 << 24, 1 << 22};
+  std::size_t implausible = 0;
+  for (std::size_t i = 0; i < 7; ++i) {
+    const std::int64_t v = i == 5 ? std::abs(static_cast<std::int64_t>(field[i])) : field[i];
+    implausible += (v <= 0 || v > plausible[i]) ? 1 : 0;
+  }
+  if (implausible >= 2) {
+    std::string header;
+    for (std::size_t j = 0; j < 7; ++j) header += (j ? ", " : "") + std::string(names[j]) + " " + std::to_string(field[j]);
+    throw_runtime_error(function, file,
+                        "does not look like a llama2.c checkpoint (a tokenizer, a text or an ARPA file?): its first 28 "
+                        "bytes must be 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len) "
+                        "of plausible size, and " + std::to_string(implausible) + " of them are not",
+                        header);
+  }
+  }
   for (std::size_t i = 0; i < 7; ++i) {
     if (i == 5) {
       if (field[i] == 0 || field[i] == std::numeric_limits<std::int32_t>::min())

@@ -11,6 +11,7 @@
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/types.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
+#include <tsmc/models/token_type.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tsmc::llama2c {
@@ -65,7 +67,24 @@ class tokenizer {
     const std::int32_t max_len = read_int("max_token_length");
     if (max_len <= 0) throw_runtime_error(function, file + " max_token_length", "must be positive", max_len);
     max_token_length_ = static_cast<std::size_t>(max_len);
+    // The number of whole entries in the file from `from` on (for a message about the count).
+    const auto count_entries = [&](std::size_t from) {
+      std::size_t n = 0;
+      while (bytes.size() - from >= 8) {
+        std::int32_t len = detail::read_le_int32(reinterpret_cast<const unsigned char*>(bytes.data() + from + 4));
+        if (len < 0 || static_cast<std::size_t>(len) > bytes.size() - from - 8) break;
+        from += 8 + static_cast<std::size_t>(len);
+        ++n;
+      }
+      return n;
+    };
     while (vocab_size ? pieces_.size() < *vocab_size : at < bytes.size()) {
+      if (vocab_size && at == bytes.size())
+        throw_runtime_error(function, file + " vocabulary size",
+                            "must match the model's: the file has " + std::to_string(pieces_.size()) +
+                                " tokens, the model needs " + std::to_string(*vocab_size) +
+                                " (a tokenizer of another model?)",
+                            pieces_.size());
       const std::string entry = "token " + std::to_string(pieces_.size());
       float score = 0.0f;
       const std::int32_t raw_score = read_int(entry + " score");
@@ -83,15 +102,87 @@ class tokenizer {
       scores_.push_back(score);
       at += static_cast<std::size_t>(len);
     }
-    if (vocab_size && at != bytes.size())
+    if (vocab_size && at != bytes.size()) {
+      const std::size_t more = count_entries(at);
       throw_runtime_error(function, file + " vocabulary size",
-                          "must equal the expected " + std::to_string(*vocab_size) +
-                              " entries (the file has more data after them)",
+                          more > 0 ? "must match the model's: the file has " + std::to_string(pieces_.size() + more) +
+                                         " tokens or more, the model needs " + std::to_string(*vocab_size) +
+                                         " (a tokenizer of another model?)"
+                                   : "must equal the expected " + std::to_string(*vocab_size) +
+                                         " entries (the file has more data after them)",
                           std::to_string(bytes.size() - at) + " bytes left");
+    }
     if (pieces_.empty()) throw_runtime_error(function, file + " vocabulary size", "must be positive", 0);
     if (pieces_.size() > static_cast<std::size_t>(std::numeric_limits<token>::max()))
       throw_runtime_error(function, file + " vocabulary size", "must fit a token id", pieces_.size());
-    for (std::size_t i = pieces_.size(); i-- > 0;) lookup_[pieces_[i]] = static_cast<token>(i);  // first id wins
+    index();
+  }
+
+  /// @brief Builds a tokenizer from vectors: the pieces' bytes and merge scores by id, as a file
+  /// holds them (max_token_length is the longest piece, at least 1, as write_tokenizer writes it).
+  /// @param pieces the tokens' bytes, by id
+  /// @param scores the merge scores, by id
+  /// @throw tsmc::invalid_argument if pieces is empty or too large for a token id, the sizes
+  /// differ, or a score is not finite
+  tokenizer(std::vector<std::string> pieces, std::vector<float> scores)
+      : pieces_(std::move(pieces)), scores_(std::move(scores)) {
+    constexpr const char* function = "llama2c::tokenizer::tokenizer";
+    check_positive(function, "pieces.size()", pieces_.size());
+    check_size(function, "scores.size()", scores_.size(), "pieces.size()", pieces_.size());
+    check_argument(pieces_.size() <= static_cast<std::size_t>(std::numeric_limits<token>::max()), function,
+                   "pieces.size()", "must fit a token id", pieces_.size());
+    for (std::size_t i = 0; i < scores_.size(); ++i)
+      check_finite(function, "scores[" + std::to_string(i) + "]", scores_[i]);
+    max_token_length_ = 1;
+    for (const std::string& p : pieces_) max_token_length_ = std::max(max_token_length_, p.size());
+    index();
+  }
+
+  /// @brief Builds a tokenizer from a SentencePiece BPE vocabulary (GGUF's tokenizer.ggml.model
+  /// "llama": tokenizer.ggml.tokens, scores and token_type), as llama2.c's export.py converts one:
+  /// each "\u2581" (SentencePiece's space) in a piece becomes ' '.
+  ///
+  /// The tokenizer's fixed ids must be the vocabulary's: BOS 1, EOS 2, byte b at b + 3.
+  /// @param tokens the pieces, by id
+  /// @param scores the merge scores, by id
+  /// @param types the token types, by id, or empty (then unchecked)
+  /// @param bos_id the vocabulary's BOS (tokenizer.ggml.bos_token_id)
+  /// @param eos_id the vocabulary's EOS (tokenizer.ggml.eos_token_id)
+  /// @throw tsmc::invalid_argument as the vector constructor does, or if types has another size,
+  /// bos_id is not 1, eos_id is not 2, or a byte-typed token is not "<0xHH>" at id HH + 3
+  [[nodiscard]] static tokenizer from_sentencepiece(std::span<const std::string> tokens, std::span<const float> scores,
+                                                    std::span<const token_type> types = {}, token bos_id = bos,
+                                                    token eos_id = eos) {
+    constexpr const char* function = "llama2c::tokenizer::from_sentencepiece";
+    check_argument(bos_id == bos, function, "bos_id", "must be 1 (llama2.c's BOS)", bos_id);
+    check_argument(eos_id == eos, function, "eos_id", "must be 2 (llama2.c's EOS)", eos_id);
+    if (!types.empty()) {
+      check_size(function, "types.size()", types.size(), "tokens.size()", tokens.size());
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        if (types[i] != token_type::byte) continue;
+        const std::optional<unsigned char> b = byte_of(tokens[i]);
+        check_argument(b && i == static_cast<std::size_t>(*b) + byte_offset, function,
+                       "tokens[" + std::to_string(i) + "]",
+                       "must be \"<0xHH>\" at id HH + 3 (a byte-typed token)", "\"" + tokens[i] + "\"");
+      }
+    }
+    std::vector<std::string> pieces;
+    pieces.reserve(tokens.size());
+    constexpr std::string_view sentencepiece_space = "\xE2\x96\x81";  // U+2581
+    for (const std::string& t : tokens) {
+      std::string p;
+      p.reserve(t.size());
+      for (std::size_t at = 0; at < t.size();) {
+        if (std::string_view(t).substr(at, 3) == sentencepiece_space) {
+          p += ' ';
+          at += 3;
+        } else {
+          p += t[at++];
+        }
+      }
+      pieces.push_back(std::move(p));
+    }
+    return tokenizer(std::move(pieces), std::vector<float>(scores.begin(), scores.end()));
   }
 
   /// @brief A tokenizer from its pieces and merge scores (what a GGUF file's "llama" tokenizer
@@ -258,6 +349,10 @@ class tokenizer {
                      static_cast<int>(static_cast<unsigned char>(c)));
       ids.push_back(id);
     }
+  }
+
+  void index() {
+    for (std::size_t i = pieces_.size(); i-- > 0;) lookup_[pieces_[i]] = static_cast<token>(i);  // first id wins
   }
 
   std::size_t max_token_length_ = 0;

@@ -34,6 +34,7 @@
 /// (the context becomes `<s>`). reorder copies these context ids (4 bytes a slot).
 
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/types.hpp>
@@ -44,6 +45,8 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <array>
 #include <charconv>
 #include <cctype>
@@ -86,6 +89,17 @@ struct kneser_ney_discounts {
 ///
 /// Where a count-of-count is 0 or a discount falls outside (0, k] for D_k (tiny corpora), every
 /// discount is Y (Ney's absolute discount) when t1, t2 > 0, else 0.5; from_counts is then false.
+///
+/// Why Y and not fixed values such as 0.5 / 1 / 1.5: Y = t1 / (t1 + 2 t2) is the leave-one-out
+/// estimate of a single absolute discount (Ney, Essen and Kneser 1994), the same quantity the
+/// modified formula starts from, so it still adapts to the corpus, and it lies in (0, 1): a
+/// fixed D2 = 1 or D3 = 1.5 would take all of a count-2 n-gram's own mass (or most of a count-3
+/// one's) and hand it to the lower order, which is a large change where counts are small. The
+/// fallback fires where the counts cannot support three discounts, typically the unigram order of
+/// a small closed vocabulary (the built-in story world): there continuation counts are mostly
+/// large, few words have a count of 3 or 4 (t3 or t4 = 0), and with large counts the choice
+/// hardly matters (a word with continuation count N gets (N - D) / total, gamma = sum D / total
+/// is small). kneser_ney_discounts::from_counts and ngram_model::discounts() report which applied.
 /// @param t counts of n-grams whose (adjusted) count is 1, 2, 3 and 4
 /// @return the discounts
 [[nodiscard]] inline kneser_ney_discounts kneser_ney_discounts_from(const std::array<double, 4>& t) {
@@ -310,9 +324,9 @@ class ngram_model {
     return train_kneser_ney(vocabulary, std::span<const token_sequence>(encoded), options);
   }
 
-  /// @brief Reads a model from an ARPA file's text (as KenLM and SRILM write them).
+  /// @brief Reads a model from an ARPA file's text (as KenLM, SRILM and IRSTLM write them).
   ///
-  /// Lines before `\data\` are ignored. The header's `ngram n=c` lines give the orders 1..N
+  /// Lines before `\data\` are ignored, and so is a UTF-8 byte-order mark before it. The header's `ngram n=c` lines give the orders 1..N
   /// (N <= 9) and their counts; each `\n-grams:` section must list exactly c entries
   /// "log10 p  w_1 .. w_n  [log10 bow]" (bow only below the highest order; whitespace of any
   /// kind separates fields), then `\end\`. The vocabulary is the unigrams, in file order after
@@ -320,21 +334,28 @@ class ngram_model {
   /// probability is ignored (it is 0), and `</s>` is required. A listed n-gram whose context is
   /// not listed gets that context added with its backed-off probability and bow 1, which changes
   /// no probability. Probabilities may be -inf (or -99, 10^-99); rows are renormalised (see the
-  /// file's documentation).
+  /// file's documentation). An n-gram with `<s>` after its first word (IRSTLM writes `<s> <s>`
+  /// and `<s> <s> w`: it pads histories with `<s>`) is skipped: `<s>` is never predicted and a
+  /// history holds it only first, so no query reaches such an n-gram and skipping it changes no
+  /// probability. Words keep their case; a vocabulary with cased words makes the model's
+  /// tokenizer keep the case of the text it encodes (tsmc::word_case).
   /// @param in the stream
   /// @return the model
   /// @throw tsmc::runtime_error "tsmc::ngram_model::read_arpa: line L: ..." for a malformed file: no
   /// `\data\`, a bad or missing count, a missing or out-of-order section, a wrong number of
   /// fields, a number that does not parse, a NaN or +inf, a log10 probability above 0, a
-  /// non-finite bow, a word in a higher order that is not a unigram, a repeated n-gram, `<s>`
-  /// predicted by an n-gram, no `</s>`, fewer entries than declared, no `\end\`
+  /// non-finite bow, a word in a higher order that is not a unigram, a repeated n-gram, no
+  /// `</s>`, fewer entries than declared, no `\end\`
   [[nodiscard]] static ngram_model read_arpa(std::istream& in);
 
   /// @brief Reads an ARPA file (see read_arpa).
   /// @param path the file
   /// @return the model
-  /// @throw tsmc::runtime_error if the file cannot be opened, or as read_arpa
+  /// @throw tsmc::runtime_error if the path is a directory or the file cannot be opened, or as read_arpa
   [[nodiscard]] static ngram_model load_arpa(const std::string& path) {
+    std::error_code ignored;
+    if (std::filesystem::is_directory(path, ignored))
+      throw_runtime_error("ngram_model::load_arpa", "path", "must name an ARPA file, not a directory", path);
     std::ifstream in(path, std::ios::binary);
     if (!in) throw_runtime_error("ngram_model::load_arpa", "path", "must name a readable file", path);
     return read_arpa(in);
@@ -371,13 +392,14 @@ class ngram_model {
     if (!out) throw_runtime_error("ngram_model::write_arpa", "stream", "must accept the output", "a write error");
   }
 
-  /// @brief Writes the model to an ARPA file (see write_arpa).
-  /// @param path the file (overwritten)
-  /// @throw tsmc::runtime_error if the file cannot be written
+  /// @brief Writes the model to an ARPA file (see write_arpa), atomically
+  /// (tsmc::write_file_atomically: a temporary file next to it, every write and the close
+  /// checked, then a rename over `path`): a failed save (a full disk, a missing directory)
+  /// leaves the previous file byte-identical and no temporary file.
+  /// @param path the file (replaced)
+  /// @throw tsmc::runtime_error if the file cannot be written in full
   void save_arpa(const std::string& path) const {
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw_runtime_error("ngram_model::save_arpa", "path", "must name a writable file", path);
-    write_arpa(out);
+    write_file_atomically(path, [this](std::ostream& out) { write_arpa(out); }, "ngram_model::save_arpa");
   }
 
   // --- LanguageModel -------------------------------------------------------------------------
@@ -792,11 +814,13 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
   const std::string eof = "end of file";
   // Header.
   bool found = false;
-  while (lines.next(t))
+  while (lines.next(t)) {
+    if (lines.number() == 1 && t.substr(0, 3) == "\xEF\xBB\xBF") t = detail::trim_text(t.substr(3));  // a UTF-8 BOM
     if (t == "\\data\\") {
       found = true;
       break;
     }
+  }
   if (!found) detail::arpa_error(lines.number() + 1, "the file must contain a '\\data\\' header", eof);
   std::vector<std::size_t> counts;
   for (;;) {
@@ -867,7 +891,10 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
       if (!detail::parse_double(fields[0], log10p))
         detail::arpa_error(lines.number(), "the log10 probability must be a number", fields[0]);
       if (std::isnan(log10p)) detail::arpa_error(lines.number(), "the log10 probability must not be NaN", fields[0]);
-      if (log10p > 0.0) detail::arpa_error(lines.number(), "the log10 probability must be <= 0", fields[0]);
+      // IRSTLM prints values such as 2.98e-07 for a probability of 1 (its rounding): a log10
+      // probability up to 1e-4 above 0 is read as written (rows are renormalised anyway).
+      if (log10p > 1e-4)
+        detail::arpa_error(lines.number(), "the log10 probability must be <= 0 (up to 1e-4 of rounding)", fields[0]);
       if (fields.size() == n + 2) {
         if (!detail::parse_double(fields[n + 1], log10bow))
           detail::arpa_error(lines.number(), "the log10 backoff must be a number", fields[n + 1]);
@@ -900,8 +927,9 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
           gram.push_back(it->second);
         }
       }
-      if (n >= 2 && gram.back() == word_tokenizer::start_token)
-        detail::arpa_error(lines.number(), "<s> may only begin an n-gram, never be predicted", t);
+      // <s> is only ever the first word of a history: an n-gram with <s> anywhere else (IRSTLM
+      // writes "<s> <s>" and "<s> <s> w") is one no query can reach, and is skipped.
+      if (std::find(gram.begin() + 1, gram.end(), word_tokenizer::start_token) != gram.end()) continue;
       // The context, added with its backed-off probability where the file does not list it.
       std::uint32_t parent = 0;
       for (std::size_t j = 0; j + 1 < n; ++j) {

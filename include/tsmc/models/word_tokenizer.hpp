@@ -1,7 +1,8 @@
 #pragma once
 /// @file
-/// @brief A word-level tokenizer: text is split into lower-case words and punctuation marks, and
-/// each word maps to a token id of a vocabulary built from a corpus (or given as a word list).
+/// @brief A word-level tokenizer: text is split into words and punctuation marks (lower-cased,
+/// unless the vocabulary has cased words: see tsmc::word_case), and each word maps to a token id
+/// of a vocabulary built from a corpus (or given as a word list, e.g. an ARPA file's unigrams).
 ///
 /// Ids 0, 1 and 2 are always the special tokens `<unk>` (any word outside the vocabulary),
 /// `<s>` (sentence start, only ever a context) and `</s>` (end of sentence, the end token of a
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,12 +25,20 @@
 
 namespace tsmc {
 
-/// @brief Splits text into words: ASCII letters are lower-cased, whitespace separates words,
-/// and each of the marks `. , ! ? ; : " ( )` is a word of its own. Apostrophes and hyphens stay
-/// inside words ("don't", "well-known").
+/// @brief How a word_tokenizer treats letter case in the text it encodes.
+enum class word_case {
+  automatic,  ///< keep the case when a vocabulary word has an upper-case ASCII letter, else lower-case
+  lower,      ///< lower-case ASCII letters (a vocabulary of lower-cased text)
+  keep,       ///< keep the text's case
+};
+
+/// @brief Splits text into words: ASCII letters are lower-cased (unless lower_case is false),
+/// whitespace separates words, and each of the marks `. , ! ? ; : " ( )` is a word of its own.
+/// Apostrophes and hyphens stay inside words ("don't", "well-known").
 /// @param text any text
+/// @param lower_case whether to lower-case ASCII letters
 /// @return the words in order (no empty strings)
-[[nodiscard]] inline std::vector<std::string> split_words(std::string_view text) {
+[[nodiscard]] inline std::vector<std::string> split_words(std::string_view text, bool lower_case = true) {
   std::vector<std::string> words;
   std::string current;
   const auto flush = [&] {
@@ -43,7 +53,7 @@ namespace tsmc {
       flush();
       words.emplace_back(1, raw);
     } else {
-      current.push_back(static_cast<char>(std::tolower(c)));
+      current.push_back(lower_case ? static_cast<char>(std::tolower(c)) : raw);
     }
   }
   flush();
@@ -53,7 +63,9 @@ namespace tsmc {
 /// @brief A word vocabulary with encode and decode.
 ///
 /// Token ids: 0 = `<unk>`, 1 = `<s>`, 2 = `</s>`, then the vocabulary's words. Encoding maps a
-/// word outside the vocabulary to `<unk>`; decoding joins words with single spaces.
+/// word outside the vocabulary to `<unk>` (find() and unknown_words() say which ones would be);
+/// decoding joins words with single spaces. A vocabulary with cased words ("The", "Alice", as
+/// a model trained on cased text has) keeps the case of the text it encodes (word_case).
 class word_tokenizer {
  public:
   /// @brief The id of `<unk>`.
@@ -70,13 +82,18 @@ class word_tokenizer {
   ///
   /// Special names in the list are skipped (they already have ids 0-2).
   /// @param words the words (distinct, non-empty, without whitespace)
+  /// @param letters how encode treats case: automatic (the default) keeps it when a word has an
+  /// upper-case ASCII letter
   /// @throw tsmc::invalid_argument if a word is empty, contains whitespace or repeats
-  explicit word_tokenizer(std::span<const std::string> words) {
+  explicit word_tokenizer(std::span<const std::string> words, word_case letters = word_case::automatic) {
     add_specials();
+    bool cased = false;
     for (const std::string& w : words) {
       if (w == "<unk>" || w == "<s>" || w == "</s>") continue;
       add_word(w, "word_tokenizer::word_tokenizer");
+      cased = cased || std::any_of(w.begin(), w.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
     }
+    keeps_case_ = letters == word_case::keep || (letters == word_case::automatic && cased);
   }
 
   /// @brief Builds a vocabulary from sentences: every word that occurs at least min_count times,
@@ -113,6 +130,26 @@ class word_tokenizer {
     return it == ids_.end() ? unknown_token : it->second;
   }
 
+  /// @brief The id of a word, or nothing when it is not in the vocabulary (where id() gives
+  /// `<unk>`'s id).
+  [[nodiscard]] std::optional<token> find(std::string_view word) const {
+    const auto it = ids_.find(std::string(word));
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  /// @brief The words of a text (as encode splits it) that are not in the vocabulary, in order,
+  /// each once: what encode would read as `<unk>`.
+  [[nodiscard]] std::vector<std::string> unknown_words(std::string_view text) const {
+    std::vector<std::string> unknown;
+    for (std::string& w : split_words(text, !keeps_case_))
+      if (!contains(w) && std::find(unknown.begin(), unknown.end(), w) == unknown.end()) unknown.push_back(std::move(w));
+    return unknown;
+  }
+
+  /// @brief Whether encode keeps the case of the text (see word_case).
+  [[nodiscard]] bool keeps_case() const noexcept { return keeps_case_; }
+
   /// @brief Whether a word is in the vocabulary.
   [[nodiscard]] bool contains(std::string_view word) const { return ids_.count(std::string(word)) > 0; }
 
@@ -127,13 +164,14 @@ class word_tokenizer {
   /// @brief All words, indexed by id.
   [[nodiscard]] std::span<const std::string> words() const noexcept { return words_; }
 
-  /// @brief Encodes text: split_words, then each word's id (`<unk>` for unknown words).
+  /// @brief Encodes text: split_words (lower-casing unless keeps_case()), then each word's id
+  /// (`<unk>` for unknown words).
   /// @param text the text
   /// @param append_end whether to append `</s>`
   /// @return the token ids
   [[nodiscard]] token_sequence encode(std::string_view text, bool append_end = false) const {
     token_sequence out;
-    for (const std::string& w : split_words(text)) out.push_back(id(w));
+    for (const std::string& w : split_words(text, !keeps_case_)) out.push_back(id(w));
     if (append_end) out.push_back(end_token);
     return out;
   }
@@ -174,6 +212,7 @@ class word_tokenizer {
 
   std::vector<std::string> words_;
   std::unordered_map<std::string, token> ids_;
+  bool keeps_case_ = false;
 };
 
 }  // namespace tsmc

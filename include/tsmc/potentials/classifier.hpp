@@ -6,6 +6,7 @@
 
 #include <tsmc/core/checksum.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/file_output.hpp>
 #include <tsmc/core/log_math.hpp>
 #include <tsmc/core/types.hpp>
 #include <tsmc/models/text_io.hpp>
@@ -330,29 +331,10 @@ class bag_of_words_classifier {
   /// temporary file next to it, which is then renamed over `path`, so an interrupted or failed
   /// save leaves any previous file intact (and no partial one).
   /// @param path the destination
-  /// @throw tsmc::runtime_error if the temporary file cannot be created or written, or the rename fails
+  /// @throw tsmc::runtime_error if the temporary file cannot be created or written in full, or the
+  /// rename fails (the temporary file is removed in every case; tsmc::write_file_atomically)
   void save(const std::string& path) const {
-    constexpr const char* function = "bag_of_words_classifier::save";
-    const std::string temporary =
-        path + ".tmp." + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-    {
-      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-      if (!out) throw_runtime_error(function, "path", "must name a file in a writable directory", path);
-      write(out);
-      out.close();
-      if (!out) {
-        std::error_code ignored;
-        std::filesystem::remove(temporary, ignored);
-        throw_runtime_error(function, "the temporary file " + temporary, "must accept the output", "a write error");
-      }
-    }
-    std::error_code error;
-    std::filesystem::rename(temporary, path, error);
-    if (error) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw_runtime_error(function, "the rename of " + temporary + " to " + path, "must succeed", error.message());
-    }
+    write_file_atomically(path, [this](std::ostream& out) { write(out); }, "bag_of_words_classifier::save");
   }
 
   /// @brief Reads a classifier from a file (see read).

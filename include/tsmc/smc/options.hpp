@@ -25,12 +25,20 @@ struct smc_options {
   proposal_type proposal = proposal_type::twisted;  ///< base or twist-induced proposal
   std::optional<token> end_token = std::nullopt;///< a token that finishes a particle early, if any
   bool record_genealogy = false;             ///< keep the ancestors of every resampling step
-  /// @brief Check that each row the model writes sums to 1 (p0 = exp(row)) within
+  /// @brief Check that EVERY row the model writes sums to 1 (p0 = exp(row)) within
   /// normalization_tolerance, and throw naming the step, the particle and the sum otherwise: catches
-  /// a model that writes probabilities or unnormalised logits. Off by default (it costs one exp
-  /// per candidate); on in the library's own tests and examples.
+  /// a model that writes probabilities or unnormalised logits wherever it does. Off by default (it
+  /// costs one exp per candidate); on in the library's own tests and examples. The first row of
+  /// every run is checked anyway unless check_first_row is false.
   bool check_normalization = false;
-  double normalization_tolerance = 1e-6;     ///< the tolerance of check_normalization (> 0)
+  double normalization_tolerance = 1e-6;     ///< the tolerance of both checks (> 0)
+  /// @brief Check the first row the model writes in each run (step 1, the first particle that
+  /// draws) as check_normalization checks every row: V exponentials per run, too few to show
+  /// beside the run's K x V x T work, and enough to name a model that writes probabilities or
+  /// logits instead of log-probabilities on its first run (without it such a model gives a
+  /// log Zhat above 0 for an indicator potential, silently). On by default; false opts out (for a
+  /// model whose rows are deliberately not normalised).
+  bool check_first_row = true;
 };
 
 /// @brief Checks options against a vocabulary of size V.

@@ -212,7 +212,8 @@ void notify_weights(Observer& observer, const weights_report& report) {
 /// still generating.
 /// The model's rows are taken as exact: p0(v) = exp(L(k, v)) with no renormalisation, so for a
 /// model whose rows sum to 1 only up to rounding, log Zhat estimates Z for exactly those numbers
-/// (smc_options::check_normalization turns on a check of each row's sum).
+/// (smc_options::check_normalization turns on a check of each row's sum; the first row of every
+/// run is checked unless smc_options::check_first_row is false).
 ///
 /// The plain run, the conditional run (slot 0 forced along a reference) and the forced run
 /// (every slot forced along given sequences: the twist and the weights along sequences that a
@@ -576,6 +577,7 @@ class twisted_smc {
     const bool last = (t == f.horizon);
     const std::string_view psi_name = psi.is_phi ? "the potential's next-token log phi" : "the twist's log psi";
     std::size_t finishing_count = 0;
+    bool first_row_unchecked = t == 1 && options_.check_first_row;  // smc_options::check_first_row
     for (std::size_t k = 0; k < f.particles; ++k) {
       s.finishing[k] = 0;
       s.finished_now[k] = 0;
@@ -602,7 +604,10 @@ class twisted_smc {
           !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(f.vocab)).maxCoeff() > neg_inf))
         throw_runtime_error(f.function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
                                             std::to_string(k), "must not be -inf for every token", lse);
-      if (options_.check_normalization) check_row_sum(f, t, k, l_row);
+      if (options_.check_normalization || first_row_unchecked) {
+        check_row_sum(f, t, k, l_row);
+        first_row_unchecked = false;
+      }
       if constexpr (user_proposal) {
         if (lse == neg_inf)
           throw_runtime_error(f.function, "the proposal's log q at step " + std::to_string(t) + ", particle " +

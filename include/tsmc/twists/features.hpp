@@ -3,13 +3,30 @@
 /// @brief Featurizers for trainable twist heads: the per-particle input features of a twist head
 /// at one step (tsmc::mlp_twist).
 ///
-/// Three featurizers:
+/// Featurizers:
 /// - tsmc::model_features reads the model's last hidden state (`features()`, a model that
 ///   models tsmc::ModelWithFeatures); frozen: no gradient flows into the model.
 /// - tsmc::prefix_features, for models without features: learned token embeddings pooled over the
 ///   whole generated prefix, concatenated with the embeddings of the last few tokens; trainable.
+/// - tsmc::concat_features: two featurizers side by side; tsmc::model_and_prefix_features (the
+///   model's features next to a learned summary of the whole prefix) is the recommended default
+///   for a model with features (see "Choosing a featurizer" below).
 /// - tsmc::conditional_features, for infilling: an inner featurizer's output concatenated with
 ///   learned embeddings of an observation sequence; trainable.
+///
+/// Choosing a featurizer: a twist head can only learn what its features let it tell apart, and
+/// the optimal twist psi*_t(s_{1:t}) = E[phi | s_{1:t}] (Eq. 11) depends on whatever part of the
+/// prefix the target depends on. model_features sees what the model conditions on: for a
+/// transformer its last hidden state (in principle the whole prefix, in practice what the model
+/// found useful for the next token), for the n-gram only the last N - 1 words. A target that looks
+/// at the whole sequence ("contains the word X", a classifier of the whole story) then needs
+/// features of the whole prefix: with the n-gram's model_features a head cannot know that X was
+/// generated three words ago, and CTL can end worse than no twist. prefix_features sees the whole
+/// generated prefix (a mean of learned embeddings: which words occurred, and the last few words
+/// exactly) but nothing of the prompt or of what the model knows. model_and_prefix_features gives
+/// the head both, at the cost of e (1 + window) more inputs and one trainable e x V table; use it
+/// unless the target is known to depend only on what the model's features carry. For infilling,
+/// wrap the choice in conditional_features so that the head also sees the observation.
 ///
 /// A featurizer F for a model type Model (concept tsmc::TwistFeaturizer) has `feature_size()`
 /// (d) and `features(ctx, out)` writing the K x d double matrix of the step's features. A
@@ -278,6 +295,105 @@ class prefix_features {
   Eigen::MatrixXd embedding_;  // e x V
   Eigen::MatrixXd gradient_;   // e x V
 };
+
+// ---------------------------------------------------------------------------------------------
+// concat_features
+// ---------------------------------------------------------------------------------------------
+
+/// @brief Two featurizers side by side: particle k's features are [first's d1 features, second's
+/// d2 features] (d = d1 + d2). Trainable when either part is: the parameters are first's blocks,
+/// then second's, and backward splits the gradient's columns between them. Neither part may keep
+/// per-particle state (no featurizer here does).
+/// @tparam First the left featurizer (e.g. tsmc::model_features)
+/// @tparam Second the right featurizer (e.g. tsmc::prefix_features)
+template <class First, class Second>
+class concat_features {
+ public:
+  /// @brief The record: K and each trainable part's record (empty structs for frozen parts).
+  struct record_type {
+    std::size_t rows = 0;                                         ///< K at the recorded step
+    typename detail::featurizer_record<First>::type first{};      ///< the first part's record
+    typename detail::featurizer_record<Second>::type second{};    ///< the second part's record
+  };
+
+  /// @brief The two parts (moved in).
+  concat_features(First first, Second second) : first_(std::move(first)), second_(std::move(second)) {}
+
+  /// @brief d = d1 + d2.
+  [[nodiscard]] std::size_t feature_size() const noexcept {
+    return static_cast<std::size_t>(first_.feature_size()) + static_cast<std::size_t>(second_.feature_size());
+  }
+  /// @brief The first part.
+  [[nodiscard]] const First& first() const noexcept { return first_; }
+  /// @brief The second part.
+  [[nodiscard]] const Second& second() const noexcept { return second_; }
+
+  /// @brief Writes [first's features, second's features] for every particle.
+  /// @throw tsmc::invalid_argument if out is not K x d, or as either part throws
+  template <class Model>
+    requires TwistFeaturizer<First, Model> && TwistFeaturizer<Second, Model>
+  void features(const step_context<Model>& ctx, Eigen::Ref<twist_feature_matrix> out) const {
+    detail::check_feature_output(ctx, out.rows(), out.cols(), feature_size(), "concat_features::features");
+    const auto d1 = static_cast<Eigen::Index>(first_.feature_size());
+    first_.features(ctx, out.leftCols(d1));
+    second_.features(ctx, out.rightCols(out.cols() - d1));
+  }
+
+  /// @brief Stores K and each trainable part's record.
+  template <class Model>
+  void record(const step_context<Model>& ctx, record_type& rec) const {
+    rec.rows = ctx.prefixes.size();
+    if constexpr (TrainableFeaturizer<First>) first_.record(ctx, rec.first);
+    if constexpr (TrainableFeaturizer<Second>) second_.record(ctx, rec.second);
+  }
+
+  /// @brief Adds the gradient's left d1 columns to the first part's parameters and the rest to
+  /// the second's (frozen parts take nothing).
+  /// @throw tsmc::invalid_argument if grad is not K x d for the record's K
+  void backward(const record_type& rec, Eigen::Ref<const twist_feature_matrix> grad) {
+    constexpr const char* function = "concat_features::backward";
+    check_size(function, "grad.rows()", grad.rows(), "the recorded number of prefixes", rec.rows);
+    check_size(function, "grad.cols()", grad.cols(), "feature_size()", feature_size());
+    const auto d1 = static_cast<Eigen::Index>(first_.feature_size());
+    if constexpr (TrainableFeaturizer<First>) first_.backward(rec.first, grad.leftCols(d1));
+    if constexpr (TrainableFeaturizer<Second>) second_.backward(rec.second, grad.rightCols(grad.cols() - d1));
+  }
+
+  /// @brief Sets both parts' gradients to zero.
+  void zero_gradient() {
+    if constexpr (TrainableFeaturizer<First>) first_.zero_gradient();
+    if constexpr (TrainableFeaturizer<Second>) second_.zero_gradient();
+  }
+
+  /// @brief The first part's blocks, then the second's (views of this object's storage).
+  [[nodiscard]] std::vector<parameter_block> parameters() {
+    std::vector<parameter_block> blocks;
+    if constexpr (TrainableFeaturizer<First>) blocks = first_.parameters();
+    if constexpr (TrainableFeaturizer<Second>) {
+      std::vector<parameter_block> more = second_.parameters();
+      for (auto& b : more) blocks.push_back(std::move(b));
+    }
+    return blocks;
+  }
+
+ private:
+  mutable First first_;    // mutable: a part's features() need not be const
+  mutable Second second_;
+};
+
+/// @brief The recommended featurizer for a model with features (see "Choosing a featurizer" in
+/// this file's documentation): the model's own features next to prefix_features' learned summary
+/// of the whole generated prefix (mean embedding and the last `window` tokens' embeddings).
+using model_and_prefix_features = concat_features<model_features, prefix_features>;
+
+/// @brief model_and_prefix_features from the model's feature size and prefix_features' options.
+/// @param model_feature_size the model's features() width
+/// @param prefix the options of the prefix summary (vocab_size is the model's V)
+/// @throw tsmc::invalid_argument as model_features and prefix_features do
+[[nodiscard]] inline model_and_prefix_features make_model_and_prefix_features(std::size_t model_feature_size,
+                                                                              const prefix_features_options& prefix) {
+  return model_and_prefix_features(model_features(model_feature_size), prefix_features(prefix));
+}
 
 // ---------------------------------------------------------------------------------------------
 // conditional_features

@@ -150,21 +150,25 @@ class tabular_twist {
             coefficients.row(static_cast<Eigen::Index>(k)).transpose();
   }
 
-  /// @brief gradient += sum over entries of C d log psi_t(prefix_k, v) / d theta at step t.
+  /// @brief gradient += sum over entries of C d log psi_t(prefix_k, v) / d theta at step t;
+  /// entries on finished rows contribute nothing (as in accumulate_dense; see TrainableTwist).
   /// @throw tsmc::invalid_argument if step t was not recorded, or an entry names a row outside the
-  /// record, a finished row, or a token outside [0, V)
+  /// record or a token outside [0, V) (nothing is accumulated then)
   void accumulate_sparse(std::size_t step, std::span<const sparse_coefficient> entries) {
     constexpr const char* function = "tabular_twist::accumulate_sparse";
     const auto& record = checked_record(step, function);
     for (const auto& e : entries) {
-      if (!(e.particle < record.size() && record[e.particle] >= 0))
+      if (!(e.particle < record.size()))
         throw_invalid_argument(function, "entry.particle",
-                               "must be a row recorded as active at step " + std::to_string(step), e.particle);
+                               "must be a row recorded at step " + std::to_string(step) + " (below " +
+                                   std::to_string(record.size()) + ")",
+                               e.particle);
       if (!(e.candidate >= 0 && static_cast<std::size_t>(e.candidate) < vocab_))
         throw_invalid_argument(function, "entry.candidate", "must be in [0, " + std::to_string(vocab_) + ")",
                                e.candidate);
-      gradient_[static_cast<Eigen::Index>(record[e.particle] + e.candidate)] += e.value;
     }
+    for (const auto& e : entries)
+      if (record[e.particle] >= 0) gradient_[static_cast<Eigen::Index>(record[e.particle] + e.candidate)] += e.value;
   }
 
   /// @brief One block, "log_psi" (size() x 1).

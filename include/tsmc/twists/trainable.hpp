@@ -48,7 +48,10 @@ struct sparse_coefficient {
 ///    A second call for the same step replaces that step's record.
 /// 2. `zero_gradient()`, then any number of `accumulate_dense(t, C)` (C is rows x V, one row per
 ///    particle recorded at step t) and `accumulate_sparse(t, entries)`, each adding
-///    sum C(k, v) * d log psi_t(prefix_k, v) / d theta to the blocks' gradients.
+///    sum C(k, v) * d log psi_t(prefix_k, v) / d theta to the blocks' gradients. Rows of particles
+///    that had finished at step t (ctx.active[k] == 0; their log psi rows are 0 and depend on no
+///    parameter) contribute nothing: their dense coefficients (even NaN) and sparse entries are
+///    ignored, not errors. A row or candidate outside the record is an error (nothing accumulated).
 /// 3. An optimiser updates `parameters()`' values from their gradients.
 /// Records are per slot as the sampler saw them: a learner that resamples must trace genealogies
 /// itself (the library's learners use runs without resampling).
