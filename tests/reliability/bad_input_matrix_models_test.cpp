@@ -135,7 +135,7 @@ const bad_input::area llama2c_rows("models", [](bad_input::area& a) {
               bad_input::write_bytes(path, bytes);
               l2::checkpoint c(path);
             });
-  a.runtime("llama2c::model::model(path)", input::wrong_file, "a tokenizer file as a checkpoint", rc, "header field", [] {
+  a.runtime("llama2c::model::model(path)", input::wrong_file, "a tokenizer file as a checkpoint", rc, "does not look like a llama2.c checkpoint", [] {
     const auto path = bad_input::scratch("tok_as_model.bin");
     bad_input::write_bytes(path, tokenizer_bytes());
     l2::model m(path);
@@ -347,9 +347,9 @@ const bad_input::area llama2c_rows("models", [](bad_input::area& a) {
     bad_input::write_bytes(path, bytes);
     l2::tokenizer t(path);
   });
-  a.runtime(tk, input::mismatched, "11 entries, vocab_size = 12 expected", tk, "is truncated",
+  a.runtime(tk, input::mismatched, "11 entries, vocab_size = 12 expected", tk, "the file has 11 tokens, the model needs 12",
             tokenizer_of(tokenizer_bytes(), 12));
-  a.runtime(tk, input::mismatched, "11 entries, vocab_size = 5 expected", tk, "vocabulary size must equal the expected 5",
+  a.runtime(tk, input::mismatched, "11 entries, vocab_size = 5 expected", tk, "the file has 11 tokens or more, the model needs 5",
             tokenizer_of(tokenizer_bytes(), 5));
   a.runtime(tk, input::wrong_file, "a checkpoint file as a tokenizer", tk, "", tokenizer_of(bad_input::read_bytes(tiny_file())));
   const auto tok = [] {

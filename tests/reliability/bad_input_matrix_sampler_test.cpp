@@ -250,6 +250,7 @@ const bad_input::area sampler_rows("sampler", [](bad_input::area& a) {
     fixture f;
     f.model.bad_token = 0;
     f.model.bad_value = -inf;
+    f.opts.check_first_row = false;  // the scripted row is not renormalised: the first-row check would fire first
     a.runtime(rc, input::neg_inf, "log p0 of the reference's token = -inf", rc,
               "the model's log p0 of the reference's token 0 at step 1 must be finite", conditional(f, {0, 1, 2}));
   }
