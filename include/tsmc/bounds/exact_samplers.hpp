@@ -82,6 +82,26 @@ void check_exact_target(const Exact& exact, std::span<const token> prompt, std::
   }
 }
 
+/// Also checks the further end tokens (smc_options::end_tokens), when the exact sampler declares them.
+template <class Exact>
+void check_exact_target(const Exact& exact, std::span<const token> prompt, std::size_t horizon,
+                        const std::optional<token>& end_token, std::span<const token> end_tokens,
+                        std::string_view function) {
+  check_exact_target(exact, prompt, horizon, end_token, function);
+  if constexpr (requires { { exact.end_tokens() } -> std::convertible_to<std::span<const token>>; }) {
+    const std::span<const token> declared = exact.end_tokens();
+    std::vector<token> a(declared.begin(), declared.end()), b(end_tokens.begin(), end_tokens.end());
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    check_argument(a == b, function, "exact.end_tokens()", "must equal the sampler's end tokens " + tokens_text(b),
+                   tokens_text(a));
+  } else {
+    check_argument(end_tokens.empty(), function, "options.end_tokens",
+                   "must be empty with an exact sampler that does not declare end_tokens(); its size is",
+                   end_tokens.size());
+  }
+}
+
 }  // namespace detail
 
 /// @brief Wraps an ExactSampler and declares the prompt, horizon and end token it targets, so
