@@ -3,9 +3,13 @@
 #include "smc/sampler_fixtures.hpp"
 
 #include <tsmc/bounds/estimator.hpp>
+#include <tsmc/bounds/exact_samplers.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <set>
 
 using namespace tsmc_test;
@@ -109,5 +113,44 @@ TEST_CASE("end_tokens: validation names the entry, and estimators check the exac
   other.solution = enumerate(other.problem, other.model, other.potential);
   enumeration_sampler wrong(other.solution);
   REQUIRE_THROWS_WITH(estimate_bounds(smc, p.problem.prompt, wrong, 1, rng),
+                      Contains("exact.end_tokens() must equal the sampler's end tokens"));
+}
+
+TEST_CASE("end_tokens: the rejection sampler finishes at either end token and draws sigma exactly", "[sampler]") {
+  two_end_problem p;
+  std::vector<double> log_phi(p.solution.sequences().size());
+  p.potential.log_potential(p.solution.sequences(), log_phi);
+  const double log_bound = *std::max_element(log_phi.begin(), log_phi.end());
+  rejection_sampler exact(p.model, p.potential, p.problem.prompt,
+                          {.horizon = 3, .end_token = 1, .end_tokens = {3}, .rule = acceptance_rule::bounded,
+                           .log_bound = log_bound, .batch = 64, .budget = 10'000'000});
+  REQUIRE(exact.end_tokens().size() == 1);
+  // The frequency of each length against sigma's: 3 binomial proportions, each within z_limit sd.
+  std::array<double, 4> sigma_length{};
+  for (const token_sequence& s : p.solution.sequences()) sigma_length[s.size()] += std::exp(p.solution.log_sigma_of(s));
+  default_engine rng(11);
+  constexpr int draws = 4000;
+  std::array<int, 4> count{};
+  std::set<token> last_tokens;
+  for (int i = 0; i < draws; ++i) {
+    const token_sequence s = exact.sample(rng);
+    REQUIRE_NOTHROW(p.solution.log_sigma_of(s));  // a finished sequence of the problem
+    ++count[s.size()];
+    if (s.size() < 3) last_tokens.insert(s.back());
+  }
+  REQUIRE(last_tokens == std::set<token>{1, 3});
+  for (std::size_t n = 1; n <= 3; ++n) {
+    const double q = sigma_length[n], sd = std::sqrt(q * (1.0 - q) / draws);
+    INFO("length " << n << ": " << count[n] << " of " << draws << ", sigma " << q);
+    REQUIRE(std::abs(count[n] / static_cast<double>(draws) - q) < z_limit * sd);
+  }
+  // The estimators accept it (it declares the same set) and refuse it against a one-end sampler.
+  no_twist none;
+  twisted_smc both(p.model, none, p.potential, p.options(4, proposal_type::base));
+  REQUIRE_NOTHROW(estimate_bounds(both, p.problem.prompt, exact, 2, rng));
+  smc_options one = p.options(4, proposal_type::base);
+  one.end_tokens.clear();
+  twisted_smc single(p.model, none, p.potential, one);
+  REQUIRE_THROWS_WITH(estimate_bounds(single, p.problem.prompt, exact, 1, rng),
                       Contains("exact.end_tokens() must equal the sampler's end tokens"));
 }

@@ -207,6 +207,7 @@ enum class acceptance_rule {
 struct rejection_options {
   std::size_t horizon = 0;                            ///< T (> 0)
   std::optional<token> end_token = std::nullopt;      ///< a token that finishes a sequence early, if any
+  std::vector<token> end_tokens{};                    ///< more finishing tokens (smc_options::end_tokens' meaning)
   acceptance_rule rule = acceptance_rule::class_probability;  ///< how a draw is accepted
   double log_bound = 0.0;                             ///< log M with phi <= M (used by acceptance_rule::bounded)
   std::size_t batch = 256;                            ///< p0 draws per batch (the sampler's K, > 0)
@@ -248,7 +249,8 @@ class rejection_sampler {
     check_positive(function, "options.budget", options_.budget);
     check_finite(function, "options.log_bound", options_.log_bound);
     check_tokens(prompt, model.vocab_size(), function, "prompt");
-    validate(smc_options{.particles = 1, .horizon = options_.horizon, .end_token = options_.end_token},
+    validate(smc_options{.particles = 1, .horizon = options_.horizon, .end_token = options_.end_token,
+                         .end_tokens = options_.end_tokens},
              model.vocab_size(), function);
   }
 
@@ -291,6 +293,8 @@ class rejection_sampler {
   [[nodiscard]] std::size_t horizon() const noexcept { return options_.horizon; }
   /// @brief The end token, if any.
   [[nodiscard]] std::optional<token> end_token() const noexcept { return options_.end_token; }
+  /// @brief The further end tokens (rejection_options::end_tokens).
+  [[nodiscard]] std::span<const token> end_tokens() const noexcept { return options_.end_tokens; }
   /// @brief The options.
   [[nodiscard]] const rejection_options& options() const noexcept { return options_; }
 
@@ -304,7 +308,7 @@ class rejection_sampler {
     twisted_smc<Model, no_twist, detail::unit_potential, multinomial, never_trigger> smc(
         *model_, twist, unit,
         smc_options{.particles = batch, .horizon = options_.horizon, .proposal = proposal_type::base,
-                    .end_token = options_.end_token});
+                    .end_token = options_.end_token, .end_tokens = options_.end_tokens});
     smc_result draws = smc.run(std::span<const token>(prompt_), rng);
     draws_ += batch;
     log_phi_.assign(batch, 0.0);
