@@ -96,22 +96,16 @@ int main(int argc, char** argv) {
 template <class World>
 int run(const tsmc_examples::program& p, const settings& s, World& w) {
   using model_type = std::remove_cvref_t<decltype(w.model)>;
-  constexpr bool is_llama2c = std::is_same_v<model_type, tsmc::llama2c::model>;
+  constexpr bool is_transformer = !std::is_same_v<model_type, tsmc::ngram_model>;  // --llama2c or --gguf
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
   // The constraint as a byte DFA, lifted to the model's tokens.
   tsmc::byte_dfa dfa = s.regex.empty() ? tsmc::contains_any(s.contains) : tsmc::compile_regex(s.regex);
   if (!s.regex.empty() && !s.contains.empty()) dfa = tsmc::intersection(dfa, tsmc::contains_any(s.contains));
-  tsmc::token_byte_table table;
-  std::vector<tsmc::token> ends;
-  tsmc::text_mode mode = tsmc::text_mode::start;
-  if constexpr (is_llama2c) {
-    table = tsmc::make_token_byte_table(tsmc::llama2c::tokenizer(s.model.tokenizer, w.model.vocab_size()));
-    ends = {tsmc::llama2c::tokenizer::bos};  // the llama2.c world's end token
-    mode = tsmc::text_mode::middle;  // the continuation of the prompt keeps its leading space
-  } else {
-    table = tsmc::make_token_byte_table(w.model.vocabulary());
-    ends = {tsmc::word_tokenizer::end_token};
-  }
+  tsmc::token_byte_table table = w.token_bytes();
+  std::vector<tsmc::token> ends;  // the world's end token (</s>, BOS or the GGUF EOS), if it has one
+  if (w.end_token) ends.push_back(*w.end_token);
+  // After a transformer's prompt the continuation keeps its first piece's leading space.
+  const tsmc::text_mode mode = is_transformer ? tsmc::text_mode::middle : tsmc::text_mode::start;
   tsmc::token_dfa constraint(std::move(dfa), std::move(table), ends, mode);
   constraint.check_satisfiable(s.horizon, "constrained");
   const std::string what = (s.regex.empty() ? std::string() : "matches /" + s.regex + "/") +
@@ -122,11 +116,11 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
                              return j;
                            }());
   std::printf("constraint: the continuation of \"%s\" (at most %zu %s) %s\n", w.prompt_text.c_str(), s.horizon,
-              is_llama2c ? "tokens" : "words", what.c_str());
+              is_transformer ? "tokens" : "words", what.c_str());
 
   tsmc::default_engine rng(s.seed);
   const tsmc::smc_options base_options{.particles = s.particles, .horizon = s.horizon,
-                                       .proposal = tsmc::proposal_type::base, .end_token = ends.front(),
+                                       .proposal = tsmc::proposal_type::base, .end_token = w.end_token,
                                        .check_normalization = true};
   tsmc::smc_options twisted_options = base_options;
   twisted_options.proposal = tsmc::proposal_type::twisted;
@@ -135,7 +129,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   tsmc::dfa_potential phi(constraint);
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, phi, w.prompt,
-      {.horizon = s.horizon, .end_token = ends.front(), .batch = w.sampler_batch, .budget = s.rejection_budget});
+      {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
   std::vector<tsmc::token_sequence> exact_samples;
   try {
     for (std::size_t m = 0; m < s.runs; ++m) exact_samples.push_back(exact.sample(rng));

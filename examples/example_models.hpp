@@ -23,6 +23,7 @@
 #include "example_world.hpp"
 #include "program_support.hpp"
 
+#include <tsmc/constraints/token_bytes.hpp>
 #include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
@@ -98,6 +99,8 @@ struct model_world {
   std::size_t sampler_batch = 512;            ///< p0 draws per batch of the rejection and joint samplers
   std::function<std::string(std::span<const tsmc::token>)> text;  ///< prompt + a sample, as text
   std::function<std::string(std::span<const tsmc::token>)> tokens_text;  ///< tokens alone, as text
+  /// The tokenizer's byte strings (tsmc::make_token_byte_table), for the constraints layer.
+  std::function<tsmc::token_byte_table()> token_bytes;
 };
 
 /// @brief A second model over the same p0, for a potential that queries the model while a
@@ -164,7 +167,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t
   world w = make_world(corpus);
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
       std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
-      std::move(w.harmful), 0, 512, {}, {}});
+      std::move(w.harmful), 0, 512, {}, {}, {}});
   m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
                    std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
   return m;
@@ -180,7 +183,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
       {tsmc::word_tokenizer::end_token});
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
       std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
-      std::move(harmful), 0, 512, {}, {}});
+      std::move(harmful), 0, 512, {}, {}, {}});
   m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
                    std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +
                    " grammar sentences in its vocabulary";
@@ -202,7 +205,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> llama2c_world(con
   const std::size_t dim = model.feature_dim();
   auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
       std::move(model), "", false, prompt_text, prompt, tsmc::llama2c::tokenizer::bos, std::move(sentiment),
-      std::move(harmful), dim, 64, {}, {}});
+      std::move(harmful), dim, 64, {}, {}, {}});
   m->description = "llama2.c model " + o.llama2c + ": dim " + std::to_string(cfg.dim) + ", " +
                    std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
                    std::to_string(cfg.vocab_size) + ", seq_len " + std::to_string(cfg.seq_len) +
@@ -211,6 +214,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> llama2c_world(con
     return tok->decode(std::span<const tsmc::token>(prompt)) + tok->decode(s, prompt.back());
   };
   m->tokens_text = [tok](std::span<const tsmc::token> s) { return tok->decode(s, tsmc::token{0}); };
+  m->token_bytes = [tok] { return tsmc::make_token_byte_table(*tok); };
   return m;
 }
 
@@ -232,7 +236,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
   const std::string architecture = model.architecture();
   const std::size_t dim = model.feature_dim();
   auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
-      std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}});
+      std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}, {}});
   m->description = "GGUF model " + o.gguf + ": " + architecture + ", dim " + std::to_string(cfg.dim) + ", " +
                    std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
                    std::to_string(cfg.vocab_size) + ", context " + std::to_string(cfg.seq_len) +
@@ -241,6 +245,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
     return tok->decode(std::span<const tsmc::token>(prompt)) + tok->decode(s, prompt.back());
   };
   m->tokens_text = [tok](std::span<const tsmc::token> s) { return tok->decode(s, tsmc::token{0}); };
+  m->token_bytes = [tok] { return tsmc::make_token_byte_table(*tok); };
   return m;
 }
 
@@ -307,6 +312,7 @@ int with_model(program& p, const model_options& o, std::size_t corpus, std::size
     w->text = word_text(w->model, w->prompt);
     const tsmc::ngram_model& model = w->model;
     w->tokens_text = [&model](std::span<const tsmc::token> s) { return model.vocabulary().decode(s); };
+    w->token_bytes = [&model] { return tsmc::make_token_byte_table(model.vocabulary()); };
     return body(*w);
   });
 }

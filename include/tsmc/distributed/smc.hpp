@@ -270,6 +270,8 @@ class twisted_smc {
     const bool last = t == options_.horizon;
     const std::size_t V = model_.vocab_size();
     std::size_t finishing_count = 0;
+    // smc_options::check_first_row: each rank checks the first row it holds at step 1.
+    bool first_row_unchecked = t == 1 && options_.check_first_row;
     for (std::size_t k = 0; k < range_.size(); ++k) {
       s.finishing[k] = 0;
       if (!s.proposed[k]) continue;
@@ -287,7 +289,8 @@ class twisted_smc {
       if (lse == neg_inf && !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(V)).maxCoeff() > neg_inf))
         throw_runtime_error(function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
                                           std::to_string(range_.begin + k), "must not be -inf for every token", lse);
-      if (options_.check_normalization) {
+      if (options_.check_normalization || first_row_unchecked) {
+        first_row_unchecked = false;
         const double sum = Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(V)).exp().sum();
         if (!(std::abs(sum - 1.0) <= options_.normalization_tolerance))
           throw_runtime_error(function, "the sum of the model's p0 at step " + std::to_string(t) + ", particle " +

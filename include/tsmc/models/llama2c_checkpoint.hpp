@@ -281,7 +281,6 @@ class file_storage {
                         "of plausible size, and " + std::to_string(implausible) + " of them are not",
                         header);
   }
-  }
   for (std::size_t i = 0; i < 7; ++i) {
     if (i == 5) {
       if (field[i] == 0 || field[i] == std::numeric_limits<std::int32_t>::min())

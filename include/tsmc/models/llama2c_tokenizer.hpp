@@ -185,28 +185,6 @@ class tokenizer {
     return tokenizer(std::move(pieces), std::vector<float>(scores.begin(), scores.end()));
   }
 
-  /// @brief A tokenizer from its pieces and merge scores (what a GGUF file's "llama" tokenizer
-  /// section holds, with SentencePiece's U+2581 already turned into spaces).
-  /// @param pieces the tokens' bytes, by id (id 1 is BOS, 2 EOS, 3 + b the byte b, as in llama2.c)
-  /// @param scores the merge scores, by id
-  /// @throw tsmc::invalid_argument naming the argument if the sizes differ, pieces is empty or
-  /// too large for a token id, or a score is not finite
-  tokenizer(std::vector<std::string> pieces, std::vector<float> scores) {
-    constexpr const char* function = "llama2c::tokenizer::tokenizer";
-    check_size(function, "scores.size()", scores.size(), "pieces.size()", pieces.size());
-    check_argument(!pieces.empty(), function, "pieces.size()", "must be positive", 0);
-    check_argument(pieces.size() <= static_cast<std::size_t>(std::numeric_limits<token>::max()), function,
-                   "pieces.size()", "must fit a token id", pieces.size());
-    for (std::size_t i = 0; i < scores.size(); ++i)
-      check_argument(std::isfinite(scores[i]), function, "scores[" + std::to_string(i) + "]", "must be finite",
-                     scores[i]);
-    max_token_length_ = 1;
-    for (const std::string& p : pieces) max_token_length_ = std::max(max_token_length_, p.size());
-    pieces_ = std::move(pieces);
-    scores_ = std::move(scores);
-    for (std::size_t i = pieces_.size(); i-- > 0;) lookup_[pieces_[i]] = static_cast<token>(i);  // first id wins
-  }
-
   /// @brief The number of tokens V.
   [[nodiscard]] std::size_t vocab_size() const noexcept { return pieces_.size(); }
   /// @brief The file's max_token_length.
