@@ -24,6 +24,7 @@
 #include "program_support.hpp"
 
 #include <tsmc/constraints/token_bytes.hpp>
+#include <tsmc/models/bpe_tokenizer.hpp>
 #include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
@@ -69,8 +70,8 @@ inline void add_model_options(program& p, model_options& m) {
                                "sequences end at BOS (1) as in llama2.c (infilling has no end token)");
   CLI::Option* tokenizer = p.input("--tokenizer", m.tokenizer, "the llama2.c tokenizer of --llama2c (tokenizer.bin)");
   CLI::Option* gguf = p.input("--gguf", m.gguf,
-                              "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" "
-                              "tokenizer); sequences end at its EOS token");
+                              "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" or "
+                              "\"gpt2\" tokenizer); sequences end at its EOS token (else EOT)");
   p.text("--prompt", m.prompt,
          "the prompt text (default: \"the\"; with --llama2c or --gguf: \"Once upon a time\"); with a word model every word "
          "must be in its vocabulary");
@@ -218,18 +219,44 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> llama2c_world(con
   return m;
 }
 
-/// @brief A GGUF model with the tokenizer its metadata names ("llama"); classifiers trained on
-/// the grammar corpus tokenised by it (BOS and EOS ignored), the prompt encoded with BOS first,
-/// EOS as the end token.
+/// @brief A GGUF model with the tokenizer its metadata names: "llama" (SentencePiece BPE, as
+/// llama2.c's) or "gpt2" (byte-level BPE: Llama 3, SmolLM2, Qwen2.5); classifiers trained on the
+/// grammar corpus tokenised by it (special tokens ignored), the prompt encoded with BOS first
+/// when the vocabulary has one, the file's first end token (EOS, else EOT) as the end token.
 inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const model_options& o, std::size_t corpus) {
   tsmc::gguf::model model{std::filesystem::path(o.gguf)};
-  auto tok = std::make_shared<const tsmc::llama2c::tokenizer>(tsmc::gguf::llama_tokenizer(*model.source(), model.vocab_size()));
+  const std::string kind = model.source()->find("tokenizer.ggml.model") != nullptr
+                               ? model.source()->require_string("tokenizer.ggml.model")
+                               : std::string();
+  // The tokenizer's four uses, whichever it is: encode text (without specials), the prompt, the
+  // text of tokens after a previous token, and the byte table of the constraints layer.
+  std::function<tsmc::token_sequence(const std::string&)> encode;
+  std::function<tsmc::token_sequence(const std::string&)> encode_prompt;
+  std::function<std::string(std::span<const tsmc::token>, tsmc::token)> decode_after;
+  std::function<tsmc::token_byte_table()> token_bytes;
+  std::vector<tsmc::token> ignored;
+  if (kind == "gpt2") {
+    auto tok = std::make_shared<const tsmc::bpe_tokenizer>(tsmc::gguf::gpt2_tokenizer(*model.source(), model.vocab_size()));
+    encode = [tok](const std::string& t) { return tok->encode(t, {.add_bos = false}); };
+    encode_prompt = [tok](const std::string& t) { return tok->encode(t, {.add_bos = tok->bos().has_value()}); };
+    decode_after = [tok](std::span<const tsmc::token> s, tsmc::token) { return tok->decode(s); };
+    token_bytes = [tok] { return tsmc::make_token_byte_table(*tok); };
+    for (const auto& t : {tok->bos(), tok->eos(), tok->eot()})
+      if (t) ignored.push_back(*t);
+  } else {
+    // "llama", or no tokenizer section: gguf::llama_tokenizer names the key in its error.
+    auto tok = std::make_shared<const tsmc::llama2c::tokenizer>(tsmc::gguf::llama_tokenizer(*model.source(), model.vocab_size()));
+    encode = [tok](const std::string& t) { return tok->encode(t, false, false); };
+    encode_prompt = [tok](const std::string& t) { return tok->encode(t, /*add_bos=*/true); };
+    decode_after = [tok](std::span<const tsmc::token> s, tsmc::token previous) { return tok->decode(s, previous); };
+    token_bytes = [tok] { return tsmc::make_token_byte_table(*tok); };
+    ignored = {tsmc::llama2c::tokenizer::bos, tsmc::llama2c::tokenizer::eos};
+  }
   const labelled_corpus c = grammar_corpus(corpus);
-  auto [sentiment, harmful] = train_classifiers(
-      c, [&](const std::string& t) { return tok->encode(t, false, false); }, model.vocab_size(),
-      {tsmc::llama2c::tokenizer::bos, tsmc::llama2c::tokenizer::eos});
+  auto [sentiment, harmful] = train_classifiers(c, encode, model.vocab_size(), ignored);
   const std::string prompt_text = o.prompt.empty() ? "Once upon a time" : o.prompt;
-  tsmc::token_sequence prompt = tok->encode(prompt_text, /*add_bos=*/true);
+  tsmc::token_sequence prompt = encode_prompt(prompt_text);
+  if (prompt.empty()) throw std::runtime_error("the prompt " + quote_value(prompt_text) + " encodes to no token");
   const tsmc::transformer::config cfg = model.transformer_config();
   const std::vector<tsmc::token> ends = model.specials().end_tokens();
   const std::optional<tsmc::token> end = ends.empty() ? std::optional<tsmc::token>() : ends.front();
@@ -239,13 +266,14 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
       std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}, {}});
   m->description = "GGUF model " + o.gguf + ": " + architecture + ", dim " + std::to_string(cfg.dim) + ", " +
                    std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
-                   std::to_string(cfg.vocab_size) + ", context " + std::to_string(cfg.seq_len) +
-                   "; classifiers trained on " + std::to_string(corpus) + " grammar sentences in its tokens";
-  m->text = [tok, prompt](std::span<const tsmc::token> s) {
-    return tok->decode(std::span<const tsmc::token>(prompt)) + tok->decode(s, prompt.back());
+                   std::to_string(cfg.vocab_size) + ", context " + std::to_string(cfg.seq_len) + ", tokenizer " +
+                   (kind.empty() ? std::string("none") : kind) + "; classifiers trained on " + std::to_string(corpus) +
+                   " grammar sentences in its tokens";
+  m->text = [decode_after, prompt](std::span<const tsmc::token> s) {
+    return decode_after(std::span<const tsmc::token>(prompt), tsmc::token{0}) + decode_after(s, prompt.back());
   };
-  m->tokens_text = [tok](std::span<const tsmc::token> s) { return tok->decode(s, tsmc::token{0}); };
-  m->token_bytes = [tok] { return tsmc::make_token_byte_table(*tok); };
+  m->tokens_text = [decode_after](std::span<const tsmc::token> s) { return decode_after(s, tsmc::token{0}); };
+  m->token_bytes = token_bytes;
   return m;
 }
 

@@ -9,6 +9,9 @@
 //                             the 256 byte tokens, the words' characters, and " " + every prefix
 //                             of every word with score = its length, so that encode() merges each
 //                             word into one token " word"
+//   tiny_gpt2.gguf            the same shape as a GGUF file with a byte-level BPE ("gpt2")
+//                             tokenizer: the 256 byte symbols, merges that make " word" one token
+//                             for every grammar word, "<|endoftext|>" as EOS
 //   with --stories15m-shape, also stories15M_shape.bin and tokenizer_32000.bin: random weights in
 //                             the shape of Karpathy's stories15M.bin (dim 288, hidden 768, 6 layers,
 //                             6 heads, vocab 32000, seq_len 256) and a 32000-token tokenizer (the
@@ -24,6 +27,10 @@
 #include "example_world.hpp"
 #include "program_support.hpp"
 
+#include <tsmc/models/bpe_tokenizer.hpp>
+#include <tsmc/models/gguf.hpp>
+#include <tsmc/models/gguf_llama2c.hpp>
+#include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 #include <tsmc/tsmc.hpp>
@@ -71,6 +78,38 @@ void grammar_pieces(std::size_t vocab, std::vector<std::string>& pieces, std::ve
   }
 }
 
+/// A byte-level BPE vocabulary (GGUF "gpt2") for the grammar: the 256 byte symbols, then for
+/// every word w the merges (" " + w[0..n)) + w[n], so that " w" is one token, then
+/// "<|endoftext|>" (control: EOS).
+void grammar_bpe(std::vector<std::string>& tokens, std::vector<tsmc::token_type>& types, std::vector<std::string>& merges) {
+  tokens.clear();
+  types.clear();
+  merges.clear();
+  for (unsigned b = 0; b < 256; ++b) {
+    tokens.push_back(tsmc::gpt2_bytes_to_unicode_text(std::string(1, static_cast<char>(b))));
+    types.push_back(tsmc::token_type::normal);
+  }
+  std::set<std::string> made;
+  std::vector<std::string> words = tsmc::story_grammar{}.words();
+  words.emplace_back(".");
+  for (const std::string& w : words) {
+    std::string left(1, ' ');
+    for (const char c : w) {
+      std::string merged = left;
+      merged += c;
+      if (made.insert(merged).second) {
+        merges.push_back(tsmc::gpt2_bytes_to_unicode_text(left) + " " +
+                         tsmc::gpt2_bytes_to_unicode_text(std::string(1, c)));
+        tokens.push_back(tsmc::gpt2_bytes_to_unicode_text(merged));
+        types.push_back(tsmc::token_type::normal);
+      }
+      left = merged;
+    }
+  }
+  tokens.emplace_back("<|endoftext|>");
+  types.push_back(tsmc::token_type::control);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +146,24 @@ int main(int argc, char** argv) {
     tsmc::llama2c::make_random_checkpoint(dir / "tiny.bin", tiny, seed);
     std::printf("wrote %s and %s (random weights, dim 32, 2 layers, vocab %zu, seq_len 64)\n",
                 (dir / "tiny.bin").string().c_str(), (dir / "tiny_tokenizer.bin").string().c_str(), pieces.size());
+
+    // The same shape as a GGUF file with a byte-level BPE ("gpt2") tokenizer section.
+    {
+      std::vector<std::string> tokens, merges;
+      std::vector<tsmc::token_type> types;
+      grammar_bpe(tokens, types, merges);
+      tsmc::llama2c::config shape = tiny;
+      shape.vocab_size = static_cast<std::int32_t>(tokens.size());
+      tsmc::gguf::contents file = tsmc::gguf::random_model(shape, seed);
+      std::erase_if(file.metadata, [](const auto& kv) { return kv.first.rfind("tokenizer.", 0) == 0; });
+      const auto eos = static_cast<tsmc::token>(tokens.size() - 1);
+      const std::size_t vocab = tokens.size();
+      tsmc::gguf::add_gpt2_tokenizer(std::move(tokens), types, std::move(merges),
+                                     {.pre = "gpt2", .eos = eos, .add_bos = false}, file.metadata);
+      tsmc::gguf::write_file(dir / "tiny_gpt2.gguf", file);
+      std::printf("wrote %s (random weights, dim 32, 2 layers, vocab %zu, a gpt2 byte-level BPE tokenizer)\n",
+                  (dir / "tiny_gpt2.gguf").string().c_str(), vocab);
+    }
 
     if (stories_shape) {
       grammar_pieces(32000, pieces, scores);

@@ -825,3 +825,80 @@ TEST_CASE("gguf: the llama tokenizer section of a converted llama2.c tokenizer e
   CHECK_THAT(runtime_message([&] { (void)gguf::llama_tokenizer(gguf::file(out), 300); }),
              Catch::Contains("key tokenizer.ggml.model must be 'llama'"));
 }
+
+TEST_CASE("gguf: a gpt2 tokenizer section reads back as the byte-level BPE it was written from", "[gguf]") {
+  temp_dir dir;
+  // A byte-level vocabulary: the 256 byte symbols, merges " t", "he", " the", " a", " cat", then
+  // "<|endoftext|>" (control, EOS and EOT) and "<|user|>" (user-defined).
+  std::vector<std::string> tokens;
+  std::vector<tsmc::token_type> types;
+  std::vector<std::string> merges;
+  for (unsigned b = 0; b < 256; ++b) {
+    tokens.push_back(tsmc::gpt2_bytes_to_unicode_text(std::string(1, static_cast<char>(b))));
+    types.push_back(tsmc::token_type::normal);
+  }
+  for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{
+           {" ", "t"}, {"h", "e"}, {" t", "he"}, {" ", "a"}, {"c", "a"}, {"ca", "t"}, {" ", "cat"}}) {
+    merges.push_back(tsmc::gpt2_bytes_to_unicode_text(a) + " " + tsmc::gpt2_bytes_to_unicode_text(b));
+    tokens.push_back(tsmc::gpt2_bytes_to_unicode_text(a + b));
+    types.push_back(tsmc::token_type::normal);
+  }
+  tokens.emplace_back("<|endoftext|>");
+  types.push_back(tsmc::token_type::control);
+  tokens.emplace_back("<|user|>");
+  types.push_back(tsmc::token_type::user_defined);
+  const auto eos = static_cast<token>(tokens.size() - 2);
+  const tsmc::bpe_options options{.pre = "llama-bpe", .bos = eos, .eos = eos, .eot = eos, .add_bos = false};
+  const tsmc::bpe_tokenizer direct(tokens, types, merges, options);
+
+  tsmc::llama2c::config c = q8_shape(true);
+  c.vocab_size = static_cast<std::int32_t>(tokens.size());
+  gguf::contents x = gguf::random_model(c, 3);
+  std::erase_if(x.metadata, [](const auto& kv) { return kv.first.rfind("tokenizer.", 0) == 0; });
+  gguf::add_gpt2_tokenizer(tokens, types, merges, options, x.metadata);
+  const auto path = dir.file("gpt2.gguf");
+  gguf::write_file(path, x);
+  const gguf::file f(path);
+  const tsmc::bpe_tokenizer read = gguf::gpt2_tokenizer(f, tokens.size());
+  CHECK(read.pre() == tsmc::pretokenizer::llama3);
+  CHECK(read.merge_count() == merges.size());
+  CHECK(read.eos() == eos);
+  CHECK(read.end_tokens() == token_sequence{eos});
+  for (const std::string text : {"the cat", " the cat sat", "a<|user|>b", "x<|endoftext|>y", "ünï 😀", "",
+                                 "\n\n  the\tcat  "}) {
+    INFO(text);
+    for (const bool special : {false, true}) {
+      const token_sequence a = direct.encode(text, {.parse_special = special});
+      const token_sequence b = read.encode(text, {.parse_special = special});
+      CHECK(a == b);
+      CHECK(read.decode(b) == direct.decode(a));
+    }
+  }
+  CHECK(read.encode(" the cat") == token_sequence{258, 262});  // " the" (merge 2), " cat" (merge 6)
+  // The model loads with the section, and its end tokens are the file's.
+  const gguf::model m(path);
+  CHECK(m.specials().end_tokens() == std::vector<token>{eos});
+  // A llama reader refuses it by name; bad keys are errors naming the key.
+  CHECK_THAT(runtime_message([&] { (void)gguf::llama_tokenizer(f, tokens.size()); }),
+             Catch::Contains("gguf::gpt2_tokenizer"));
+  auto with = [&](const std::string& key, gguf::value v) {
+    gguf::contents y = x;
+    for (auto& [k, old] : y.metadata)
+      if (k == key) old = v;
+    gguf::write_file(path, y);
+    return runtime_message([&] { (void)gguf::gpt2_tokenizer(gguf::file(path), tokens.size()); });
+  };
+  CHECK_THAT(with("tokenizer.ggml.pre", gguf::str("no-such-pre")),
+             Catch::Contains("tokenizer section must describe a byte-level BPE tokenizer") &&
+                 Catch::Contains("options.pre"));
+  std::vector<std::string> bad_merges = merges;
+  bad_merges[1] = "h x";
+  CHECK_THAT(with("tokenizer.ggml.merges", gguf::strings(bad_merges)), Catch::Contains("merges[1]"));
+  CHECK_THAT(with("tokenizer.ggml.eos_token_id", gguf::u32(static_cast<std::uint32_t>(tokens.size()))),
+             Catch::Contains("key tokenizer.ggml.eos_token_id must be a token id in [0, 265)"));
+  CHECK_THAT(with("tokenizer.ggml.tokens", gguf::strings({"a", "b"})),
+             Catch::Contains("key tokenizer.ggml.tokens must be an array of 265 strings"));
+  CHECK_THAT(with("tokenizer.ggml.model", gguf::str("llama")), Catch::Contains("key tokenizer.ggml.model must be 'gpt2'"));
+  CHECK_THAT(with("tokenizer.ggml.add_bos_token", gguf::u32(1)),
+             Catch::Contains("key tokenizer.ggml.add_bos_token must be a bool"));
+}

@@ -128,7 +128,7 @@ template <class Sampler, class Exact, RandomEngine Engine>
   constexpr const char* function = "estimate_bounds";
   check_positive(function, "runs", runs);
   const smc_options& options = smc.options();
-  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, options.end_tokens, function);
   const auto start = std::chrono::steady_clock::now();
   std::vector<double> lower(runs), upper(runs);
   double lower_ess = 0.0, upper_ess = 0.0;

@@ -82,6 +82,26 @@ void check_exact_target(const Exact& exact, std::span<const token> prompt, std::
   }
 }
 
+/// Also checks the further end tokens (smc_options::end_tokens), when the exact sampler declares them.
+template <class Exact>
+void check_exact_target(const Exact& exact, std::span<const token> prompt, std::size_t horizon,
+                        const std::optional<token>& end_token, std::span<const token> end_tokens,
+                        std::string_view function) {
+  check_exact_target(exact, prompt, horizon, end_token, function);
+  if constexpr (requires { { exact.end_tokens() } -> std::convertible_to<std::span<const token>>; }) {
+    const std::span<const token> declared = exact.end_tokens();
+    std::vector<token> a(declared.begin(), declared.end()), b(end_tokens.begin(), end_tokens.end());
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    check_argument(a == b, function, "exact.end_tokens()", "must equal the sampler's end tokens " + tokens_text(b),
+                   tokens_text(a));
+  } else {
+    check_argument(end_tokens.empty(), function, "options.end_tokens",
+                   "must be empty with an exact sampler that does not declare end_tokens(); its size is",
+                   end_tokens.size());
+  }
+}
+
 }  // namespace detail
 
 /// @brief Wraps an ExactSampler and declares the prompt, horizon and end token it targets, so
@@ -187,6 +207,7 @@ enum class acceptance_rule {
 struct rejection_options {
   std::size_t horizon = 0;                            ///< T (> 0)
   std::optional<token> end_token = std::nullopt;      ///< a token that finishes a sequence early, if any
+  std::vector<token> end_tokens{};                    ///< more finishing tokens (smc_options::end_tokens' meaning)
   acceptance_rule rule = acceptance_rule::class_probability;  ///< how a draw is accepted
   double log_bound = 0.0;                             ///< log M with phi <= M (used by acceptance_rule::bounded)
   std::size_t batch = 256;                            ///< p0 draws per batch (the sampler's K, > 0)
@@ -228,7 +249,8 @@ class rejection_sampler {
     check_positive(function, "options.budget", options_.budget);
     check_finite(function, "options.log_bound", options_.log_bound);
     check_tokens(prompt, model.vocab_size(), function, "prompt");
-    validate(smc_options{.particles = 1, .horizon = options_.horizon, .end_token = options_.end_token},
+    validate(smc_options{.particles = 1, .horizon = options_.horizon, .end_token = options_.end_token,
+                         .end_tokens = options_.end_tokens},
              model.vocab_size(), function);
   }
 
@@ -271,6 +293,8 @@ class rejection_sampler {
   [[nodiscard]] std::size_t horizon() const noexcept { return options_.horizon; }
   /// @brief The end token, if any.
   [[nodiscard]] std::optional<token> end_token() const noexcept { return options_.end_token; }
+  /// @brief The further end tokens (rejection_options::end_tokens).
+  [[nodiscard]] std::span<const token> end_tokens() const noexcept { return options_.end_tokens; }
   /// @brief The options.
   [[nodiscard]] const rejection_options& options() const noexcept { return options_; }
 
@@ -284,7 +308,7 @@ class rejection_sampler {
     twisted_smc<Model, no_twist, detail::unit_potential, multinomial, never_trigger> smc(
         *model_, twist, unit,
         smc_options{.particles = batch, .horizon = options_.horizon, .proposal = proposal_type::base,
-                    .end_token = options_.end_token});
+                    .end_token = options_.end_token, .end_tokens = options_.end_tokens});
     smc_result draws = smc.run(std::span<const token>(prompt_), rng);
     draws_ += batch;
     log_phi_.assign(batch, 0.0);

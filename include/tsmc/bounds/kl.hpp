@@ -128,6 +128,7 @@ struct kl_options {
   std::size_t horizon = 0;                           ///< T (> 0)
   proposal_type proposal = proposal_type::twisted;   ///< base (q = p0) or twist-induced (Eq. 14)
   std::optional<token> end_token = std::nullopt;     ///< the end token, if any
+  std::vector<token> end_tokens{};                   ///< more end tokens (smc_options::end_tokens' meaning)
   std::size_t proposal_samples = 1024;               ///< samples from q for F_q (> 0)
   std::size_t exact_samples = 1024;                  ///< samples from sigma for G_q (> 0)
   std::size_t batch = 256;                           ///< q samples per SIS run (> 0)
@@ -206,7 +207,7 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
                            "log_z_reference::from_upper_bound(bounds) instead of from_bounds",
                            log_z.value);
   check_finite(function, "log_z.value", log_z.value);
-  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, options.end_tokens, function);
   // q = p0 does not depend on the twist, and its weight p0 phi / q must not either: a twist that
   // is 0 somewhere sigma has mass would zero the SIS weights through the intermediate targets
   // (F_q = G_q = -inf, KL(sigma || q) = -inf). The base proposal therefore runs without it.
@@ -228,7 +229,7 @@ template <class Model, class Twist, class Pot, class Exact, RandomEngine Engine>
   using sis = twisted_smc<Model, Twist, Pot, multinomial, never_trigger>;
   const auto sis_options = [&](std::size_t particles) {
     return smc_options{.particles = particles, .horizon = options.horizon, .proposal = options.proposal,
-                       .end_token = options.end_token};
+                       .end_token = options.end_token, .end_tokens = options.end_tokens};
   };
 
   std::vector<double> f_values;
@@ -272,7 +273,7 @@ template <class Model, class Twist, class Pot, class Scheme, class Trigger, clas
                                       const kl_samples& samples, Engine& rng) {
   const smc_options& o = smc.options();
   const kl_options options{.horizon = o.horizon, .proposal = o.proposal, .end_token = o.end_token,
-                           .proposal_samples = samples.proposal_samples, .exact_samples = samples.exact_samples,
+                           .end_tokens = o.end_tokens, .proposal_samples = samples.proposal_samples, .exact_samples = samples.exact_samples,
                            .batch = samples.batch};
   return estimate_kl(smc.model(), smc.twist(), smc.potential(), prompt, exact, log_z, options, rng);
 }

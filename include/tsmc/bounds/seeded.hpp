@@ -104,7 +104,7 @@ template <class Sampler, class Exact>
                                             std::size_t first, std::size_t last, std::uint64_t seed) {
   check_argument(first <= last, "bounds_runs", "first", "must not exceed last " + std::to_string(last), first);
   const smc_options& options = smc.options();
-  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, "bounds_runs");
+  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, options.end_tokens, "bounds_runs");
   detail::check_fresh_exact_sampler(exact, "bounds_runs");
   bounds_run_values out;
   const std::size_t n = last - first;
@@ -201,7 +201,7 @@ template <class Model, class Twist, class Pot, class Exact>
   using sis = twisted_smc<Model, Twist, Pot, multinomial, never_trigger>;
   const auto sis_options = [&](std::size_t particles) {
     return smc_options{.particles = particles, .horizon = options.horizon, .proposal = options.proposal,
-                       .end_token = options.end_token};
+                       .end_token = options.end_token, .end_tokens = options.end_tokens};
   };
   kl_sample_values out;
   for (std::size_t j = batch_first; j < batch_last; ++j) {
@@ -243,7 +243,7 @@ template <class Model, class Twist, class Pot, class Exact>
                  "must lie in [0, " + std::to_string(batches) + "]", batch_last);
   check_argument(exact_first <= exact_last && exact_last <= options.exact_samples, function,
                  "[exact_first, exact_last)", "must lie in [0, options.exact_samples]", exact_last);
-  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, function);
+  detail::check_exact_target(exact, prompt, options.horizon, options.end_token, options.end_tokens, function);
   detail::check_fresh_exact_sampler(exact, function);
   if (options.proposal == proposal_type::base) {
     no_twist none;

@@ -297,7 +297,7 @@ class twisted_smc {
                                             std::to_string(range_.begin + k),
                               "must be 1 within options.normalization_tolerance", sum);
       }
-      const bool finished = last || (options_.end_token && x == *options_.end_token);
+      const bool finished = last || is_end_token(options_, x);
       double log_w_t;
       double log_q_t;
       if (twisted) {
@@ -450,7 +450,7 @@ class twisted_smc {
     const std::size_t V = model_.vocab_size();
     const bool twisted = options_.proposal == proposal_type::twisted;
     const double log_k = std::log(static_cast<double>(K));
-    const token pad = options_.end_token.value_or(0);
+    const token pad = first_end_token(options_).value_or(0);
     distributed_smc_result out;
     out.first = range_.begin;
     out.particles = K;

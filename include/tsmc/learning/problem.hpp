@@ -128,6 +128,7 @@ struct learning_options {
   std::size_t batch = 64;                          ///< K, particles per sampling run (> 0)
   std::size_t horizon = 0;                         ///< T (> 0)
   std::optional<token> end_token = std::nullopt;   ///< the end token, if any
+  std::vector<token> end_tokens{};                 ///< more end tokens (smc_options::end_tokens' meaning)
   bool check_normalization = true;                 ///< check the model's rows sum to 1 (see smc_options)
 };
 
@@ -227,17 +228,17 @@ class learning_problem {
   void check_sequences(std::span<const token_sequence> sequences, const char* function) const {
     check_positive(function, "sequences.size()", sequences.size());
     const std::size_t horizon = options_.horizon;
-    const auto& end = options_.end_token;
+    const smc_options ends{.end_token = options_.end_token, .end_tokens = options_.end_tokens};
     for (std::size_t i = 0; i < sequences.size(); ++i) {
       const token_sequence& s = sequences[i];
       const std::string name = "sequences[" + std::to_string(i) + "]";
       check_argument(!s.empty() && s.size() <= horizon, function, name + ".size()",
                      "must be in [1, horizon = " + std::to_string(horizon) + "]", s.size());
       check_tokens(s, model_.vocab_size(), function, name);
-      for (std::size_t j = 0; end && j + 1 < s.size(); ++j)
-        check_argument(s[j] != *end, function, name + "[" + std::to_string(j) + "]",
+      for (std::size_t j = 0; j + 1 < s.size(); ++j)
+        check_argument(!is_end_token(ends, s[j]), function, name + "[" + std::to_string(j) + "]",
                        "must not be the end token before the sequence's last position", s[j]);
-      check_argument(s.size() == horizon || (end && s.back() == *end), function, name,
+      check_argument(s.size() == horizon || is_end_token(ends, s.back()), function, name,
                      "shorter than the horizon must end with the end token; its length is", s.size());
     }
   }
@@ -247,6 +248,7 @@ class learning_problem {
                        .horizon = o.horizon,
                        .proposal = proposal,
                        .end_token = o.end_token,
+                       .end_tokens = o.end_tokens,
                        .check_normalization = o.check_normalization};
   }
 

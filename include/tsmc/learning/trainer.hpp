@@ -142,7 +142,8 @@ class bounds_evaluator {
              smc_options{.particles = options.particles,
                          .horizon = problem.options().horizon,
                          .proposal = proposal_type::twisted,
-                         .end_token = problem.options().end_token},
+                         .end_token = problem.options().end_token,
+                         .end_tokens = problem.options().end_tokens},
              systematic{}, ess_below(0.5)) {}
 
   /// @brief Evaluates the twist now.
@@ -160,6 +161,7 @@ class bounds_evaluator {
                                          kl_options{.horizon = problem_->options().horizon,
                                                     .proposal = proposal_type::twisted,
                                                     .end_token = problem_->options().end_token,
+                                                    .end_tokens = problem_->options().end_tokens,
                                                     .proposal_samples = options_.kl_samples,
                                                     .exact_samples = options_.kl_samples,
                                                     .batch = std::min<std::size_t>(options_.kl_samples, 256)},

@@ -18,6 +18,7 @@
 #include <tsmc/models/gguf.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
+#include <tsmc/models/token_type.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -34,15 +35,8 @@ namespace tsmc::gguf {
 /// @brief SentencePiece's word-boundary mark U+2581 ("▁") in UTF-8.
 inline constexpr std::string_view sentencepiece_space = "\xE2\x96\x81";
 
-/// @brief GGUF token types (tokenizer.ggml.token_type).
-enum class token_kind : std::int32_t {
-  normal = 1,        ///< an ordinary piece
-  unknown = 2,       ///< <unk>
-  control = 3,       ///< BOS, EOS and other control tokens
-  user_defined = 4,  ///< added tokens
-  unused = 5,        ///< unused
-  byte = 6,          ///< "<0xHH>" byte-fallback tokens
-};
+/// @brief GGUF token types (tokenizer.ggml.token_type): tsmc::token_type under its older name here.
+using token_kind = tsmc::token_type;
 
 /// @brief The "llama" tokenizer section of a GGUF file for a llama2.c tokenizer (see the file
 /// documentation), appended to `metadata`.

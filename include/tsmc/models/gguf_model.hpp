@@ -22,8 +22,10 @@
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/types.hpp>
+#include <tsmc/models/bpe_tokenizer.hpp>
 #include <tsmc/models/gguf.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
+#include <tsmc/models/token_type.hpp>
 #include <tsmc/models/transformer.hpp>
 #include <tsmc/models/weight_formats.hpp>
 
@@ -361,7 +363,7 @@ static_assert(ModelWithFeatures<model>, "tsmc::gguf::model must model tsmc::Mode
   const value* model_key = f.find("tokenizer.ggml.model");
   if (model_key == nullptr || model_key->type != value_type::string || model_key->text != "llama")
     throw_runtime_error(function, where + " key tokenizer.ggml.model",
-                        "must be 'llama' (SentencePiece BPE; the gpt2 byte-level BPE is not wired yet)",
+                        "must be 'llama' (SentencePiece BPE; a 'gpt2' file's tokenizer is gguf::gpt2_tokenizer)",
                         model_key == nullptr ? std::string("absent") : file::describe(*model_key));
   const value* tokens = f.find("tokenizer.ggml.tokens");
   if (tokens == nullptr || tokens->type != value_type::array || tokens->element_type != value_type::string ||
@@ -406,6 +408,106 @@ static_assert(ModelWithFeatures<model>, "tsmc::gguf::model must model tsmc::Mode
     }
   }
   return llama2c::tokenizer(std::move(pieces), std::move(score));
+}
+
+/// @brief The tokenizer a GGUF file's "gpt2" section describes (byte-level BPE: GPT-2, Llama 3,
+/// Qwen2, SmolLM2) as a tsmc::bpe_tokenizer: tokenizer.ggml.tokens, token_type (optional: all
+/// normal without it), merges, pre (optional: "gpt2" without it, as llama.cpp's default), the
+/// BOS / EOS / EOT ids and add_bos_token (optional: false).
+/// @param f the parsed file
+/// @param vocab_size the model's vocabulary (the tokens array must have this many entries)
+/// @return the tokenizer
+/// @throw tsmc::runtime_error naming the file and the key if tokenizer.ggml.model is absent or
+/// not "gpt2", a key has the wrong type or size, or the tokenizer refuses the vectors (an unknown
+/// pre-tokenizer, a merge that is not two tokens, an id outside the vocabulary: its message is kept)
+[[nodiscard]] inline bpe_tokenizer gpt2_tokenizer(const file& f, std::size_t vocab_size) {
+  constexpr const char* function = "gguf::gpt2_tokenizer";
+  const std::string where = detail::quoted(f.path());
+  auto describe = [](const value* v) { return v == nullptr ? std::string("absent") : file::describe(*v); };
+  const value* model_key = f.find("tokenizer.ggml.model");
+  if (model_key == nullptr || model_key->type != value_type::string || model_key->text != "gpt2")
+    throw_runtime_error(function, where + " key tokenizer.ggml.model",
+                        "must be 'gpt2' (byte-level BPE; a 'llama' file's tokenizer is gguf::llama_tokenizer)",
+                        describe(model_key));
+  const value* tokens = f.find("tokenizer.ggml.tokens");
+  if (tokens == nullptr || tokens->type != value_type::array || tokens->element_type != value_type::string ||
+      tokens->strings.size() != vocab_size)
+    throw_runtime_error(function, where + " key tokenizer.ggml.tokens",
+                        "must be an array of " + std::to_string(vocab_size) + " strings (the model's vocabulary)",
+                        describe(tokens));
+  const value* merges = f.find("tokenizer.ggml.merges");
+  if (merges == nullptr || merges->type != value_type::array || merges->element_type != value_type::string)
+    throw_runtime_error(function, where + " key tokenizer.ggml.merges", "must be an array of strings (\"a b\" by rank)",
+                        describe(merges));
+  std::vector<token_type> types;
+  if (const value* t = f.find("tokenizer.ggml.token_type")) {
+    const bool integers = t->type == value_type::array && t->element_type != value_type::string &&
+                          t->element_type != value_type::array && t->element_type != value_type::boolean &&
+                          t->element_type != value_type::float32 && t->element_type != value_type::float64;
+    if (!integers || t->numbers.size() != vocab_size)
+      throw_runtime_error(function, where + " key tokenizer.ggml.token_type",
+                          "must be an array of " + std::to_string(vocab_size) + " integers (one per token)", describe(t));
+    types.resize(vocab_size);
+    for (std::size_t i = 0; i < vocab_size; ++i) {
+      const std::int64_t k = t->integers[i];
+      if (k < 0 || k > 6)
+        throw_runtime_error(function, where + " key tokenizer.ggml.token_type[" + std::to_string(i) + "]",
+                            "must be a token type from 0 to 6", k);
+      types[i] = static_cast<token_type>(k);
+    }
+  }
+  bpe_options options;
+  if (const value* pre = f.find("tokenizer.ggml.pre")) {
+    if (pre->type != value_type::string)
+      throw_runtime_error(function, where + " key tokenizer.ggml.pre", "must be a string", describe(pre));
+    options.pre = pre->text;
+  }
+  auto id = [&](const char* key) -> std::optional<token> {
+    const value* v = f.find(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_integer() || v->integer < 0 || static_cast<std::uint64_t>(v->integer) >= vocab_size)
+      throw_runtime_error(function, where + " key " + key,
+                          "must be a token id in [0, " + std::to_string(vocab_size) + ")", describe(v));
+    return static_cast<token>(v->integer);
+  };
+  options.bos = id("tokenizer.ggml.bos_token_id");
+  options.eos = id("tokenizer.ggml.eos_token_id");
+  options.eot = id("tokenizer.ggml.eot_token_id");
+  if (const value* add = f.find("tokenizer.ggml.add_bos_token")) {
+    if (add->type != value_type::boolean)
+      throw_runtime_error(function, where + " key tokenizer.ggml.add_bos_token", "must be a bool", describe(add));
+    options.add_bos = add->unsigned_integer != 0;
+  }
+  try {
+    return bpe_tokenizer(tokens->strings, std::move(types), merges->strings, std::move(options));
+  } catch (const invalid_argument& e) {
+    throw_runtime_error(function, where + " tokenizer section", "must describe a byte-level BPE tokenizer", e.what());
+  }
+}
+
+/// @brief The "gpt2" tokenizer section of a GGUF file (what gpt2_tokenizer reads), appended to
+/// `metadata`: for test files and converters.
+/// @param tokens each token's vocabulary string (byte-level text, or a special token's text)
+/// @param types each token's type (or empty: no token_type key)
+/// @param merges the merges by rank ("a b")
+/// @param options the pre-tokenizer's name, BOS / EOS / EOT and add_bos
+/// @param metadata the metadata to append to
+inline void add_gpt2_tokenizer(std::vector<std::string> tokens, std::span<const token_type> types,
+                               std::vector<std::string> merges, const bpe_options& options,
+                               std::vector<std::pair<std::string, value>>& metadata) {
+  metadata.emplace_back("tokenizer.ggml.model", str("gpt2"));
+  metadata.emplace_back("tokenizer.ggml.pre", str(options.pre));
+  metadata.emplace_back("tokenizer.ggml.tokens", strings(std::move(tokens)));
+  if (!types.empty()) {
+    std::vector<std::int32_t> t(types.size());
+    for (std::size_t i = 0; i < types.size(); ++i) t[i] = static_cast<std::int32_t>(types[i]);
+    metadata.emplace_back("tokenizer.ggml.token_type", i32s(t));
+  }
+  metadata.emplace_back("tokenizer.ggml.merges", strings(std::move(merges)));
+  if (options.bos) metadata.emplace_back("tokenizer.ggml.bos_token_id", u32(static_cast<std::uint32_t>(*options.bos)));
+  if (options.eos) metadata.emplace_back("tokenizer.ggml.eos_token_id", u32(static_cast<std::uint32_t>(*options.eos)));
+  if (options.eot) metadata.emplace_back("tokenizer.ggml.eot_token_id", u32(static_cast<std::uint32_t>(*options.eot)));
+  metadata.emplace_back("tokenizer.ggml.add_bos_token", boolean(options.add_bos));
 }
 
 }  // namespace tsmc::gguf

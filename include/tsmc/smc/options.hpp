@@ -7,7 +7,10 @@
 
 #include <cmath>
 #include <cstddef>
+#include <algorithm>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace tsmc {
 
@@ -24,6 +27,10 @@ struct smc_options {
   std::size_t horizon = 0;                   ///< T, the maximum number of generated tokens (> 0)
   proposal_type proposal = proposal_type::twisted;  ///< base or twist-induced proposal
   std::optional<token> end_token = std::nullopt;///< a token that finishes a particle early, if any
+  /// @brief More tokens that finish a particle early (llama2.c models end with BOS or EOS, chat
+  /// models with several): a particle finishes when it emits end_token or any of these. Each must
+  /// be in [0, V) and appear once (end_token included).
+  std::vector<token> end_tokens{};
   bool record_genealogy = false;             ///< keep the ancestors of every resampling step
   /// @brief Check that EVERY row the model writes sums to 1 (p0 = exp(row)) within
   /// normalization_tolerance, and throw naming the step, the particle and the sum otherwise: catches
@@ -41,6 +48,25 @@ struct smc_options {
   bool check_first_row = true;
 };
 
+/// @brief Whether token x finishes a particle under these options (end_token or one of end_tokens).
+[[nodiscard]] inline bool is_end_token(const smc_options& options, token x) noexcept {
+  if (options.end_token && x == *options.end_token) return true;
+  return std::find(options.end_tokens.begin(), options.end_tokens.end(), x) != options.end_tokens.end();
+}
+
+/// @brief Whether these options have any end token.
+[[nodiscard]] inline bool has_end_token(const smc_options& options) noexcept {
+  return options.end_token.has_value() || !options.end_tokens.empty();
+}
+
+/// @brief The first end token (end_token, else end_tokens[0]), if any: finished particles are
+/// padded with it.
+[[nodiscard]] inline std::optional<token> first_end_token(const smc_options& options) noexcept {
+  if (options.end_token) return options.end_token;
+  if (!options.end_tokens.empty()) return options.end_tokens.front();
+  return std::nullopt;
+}
+
 /// @brief Checks options against a vocabulary of size V.
 /// @throw tsmc::invalid_argument naming the function, the field and its value
 inline void validate(const smc_options& options, std::size_t vocab_size, std::string_view function) {
@@ -54,6 +80,16 @@ inline void validate(const smc_options& options, std::size_t vocab_size, std::st
     const token e = *options.end_token;
     check_argument(e >= 0 && static_cast<std::size_t>(e) < vocab_size, function, "options.end_token",
                    "must be in [0, " + std::to_string(vocab_size) + ")", e);
+  }
+  for (std::size_t i = 0; i < options.end_tokens.size(); ++i) {
+    const token e = options.end_tokens[i];
+    const std::string field = "options.end_tokens[" + std::to_string(i) + "]";
+    check_argument(e >= 0 && static_cast<std::size_t>(e) < vocab_size, function, field,
+                   "must be in [0, " + std::to_string(vocab_size) + ")", e);
+    const auto earlier = options.end_tokens.begin() + static_cast<std::ptrdiff_t>(i);
+    const bool repeated =
+        (options.end_token && *options.end_token == e) || std::find(options.end_tokens.begin(), earlier, e) != earlier;
+    check_argument(!repeated, function, field, "must not repeat end_token or an earlier end token", e);
   }
 }
 

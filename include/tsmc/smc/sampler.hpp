@@ -421,13 +421,13 @@ class twisted_smc {
                              reference.size());
     for (const token x : reference)
       if (x < 0 || static_cast<std::size_t>(x) >= vocab) check_tokens(reference, vocab, function, label());
-    if (options_.end_token) {
+    if (has_end_token(options_)) {
       for (std::size_t i = 0; i + 1 < reference.size(); ++i)
-        if (reference[i] == *options_.end_token)
+        if (is_end_token(options_, reference[i]))
           throw_invalid_argument(function, label() + "[" + std::to_string(i) + "]",
                                  "must not be the end token before the reference's last position", reference[i]);
     }
-    if (reference.size() < horizon && !(options_.end_token.has_value() && reference.back() == *options_.end_token))
+    if (reference.size() < horizon && !is_end_token(options_, reference.back()))
       throw_invalid_argument(function, label(), "shorter than the horizon must end with the end token; its length is",
                              reference.size());
   }
@@ -614,7 +614,7 @@ class twisted_smc {
                                               std::to_string(k), "must not be -inf for every token", lse);
       }
       const bool forced = k < f.forced.size();
-      const bool finished = last || (options_.end_token && x == *options_.end_token);
+      const bool finished = last || is_end_token(options_, x);
       if constexpr (Mode == detail::run_mode::conditional) {
         // The reference must have positive target mass and be a draw the proposal can make: the
         // same checks whatever the proposal (base, twisted or the user's).
@@ -776,7 +776,7 @@ class twisted_smc {
     f.vocab = model_.vocab_size();
     f.twisted = std::is_same_v<Proposal, detail::no_proposal> && options_.proposal == proposal_type::twisted;
     f.log_k = std::log(static_cast<double>(f.particles));
-    f.pad_token = options_.end_token.value_or(0);
+    f.pad_token = first_end_token(options_).value_or(0);
     f.forced = forced;
     const std::size_t K = f.particles;
     const std::size_t T = f.horizon;

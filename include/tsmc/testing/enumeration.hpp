@@ -45,6 +45,12 @@ struct toy_problem {
   std::size_t horizon = 1;           ///< T, the maximum number of generated tokens
   token_sequence prompt{};           ///< s_0, passed to the model (potentials never see it)
   std::optional<token> end_token{};  ///< when set, a sequence that emits it is finished
+  std::vector<token> end_tokens{};   ///< more finishing tokens (smc_options::end_tokens' meaning)
+
+  /// @brief Whether token x finishes a sequence (end_token or one of end_tokens).
+  [[nodiscard]] bool is_end(token x) const noexcept {
+    return (end_token && x == *end_token) || std::find(end_tokens.begin(), end_tokens.end(), x) != end_tokens.end();
+  }
 };
 
 }  // namespace tsmc::testing
@@ -333,6 +339,16 @@ struct enumeration_builder {
       check_argument(*problem.end_token >= 0 && static_cast<std::size_t>(*problem.end_token) < problem.vocab_size,
                      function, "problem.end_token", "must be in [0, " + std::to_string(problem.vocab_size) + ")",
                      *problem.end_token);
+    for (std::size_t i = 0; i < problem.end_tokens.size(); ++i) {
+      const token e = problem.end_tokens[i];
+      const std::string field = "problem.end_tokens[" + std::to_string(i) + "]";
+      check_argument(e >= 0 && static_cast<std::size_t>(e) < problem.vocab_size, function, field,
+                     "must be in [0, " + std::to_string(problem.vocab_size) + ")", e);
+      const bool repeated = (problem.end_token && *problem.end_token == e) ||
+                            std::count(problem.end_tokens.begin(), problem.end_tokens.end(), e) > 1;
+      check_argument(!repeated, function, field, "must not repeat end_token or another end token", e);
+    }
+    const double ends = static_cast<double>(problem.end_tokens.size() + (problem.end_token ? 1 : 0));
     // Count finished sequences and nodes level by level (in double: no overflow).
     const double vocab = static_cast<double>(problem.vocab_size);
     double unfinished = 1.0, finished = 0.0, nodes = 1.0;
@@ -341,9 +357,9 @@ struct enumeration_builder {
       nodes += children;
       if (depth == problem.horizon) {
         finished += children;
-      } else if (problem.end_token) {
-        finished += unfinished;
-        unfinished = children - unfinished;
+      } else if (ends > 0.0) {
+        finished += unfinished * ends;
+        unfinished = children - unfinished * ends;
       } else {
         unfinished = children;
       }
@@ -395,7 +411,7 @@ struct enumeration_builder {
         prefix.push_back(s.token_of_[e.node]);
       }
       const bool finished =
-          e.depth == problem.horizon || (problem.end_token && e.depth > 0 && prefix.back() == *problem.end_token);
+          e.depth == problem.horizon || (e.depth > 0 && problem.is_end(prefix.back()));
       if (finished) {
         s.sequence_of_[e.node] = static_cast<std::int64_t>(s.sequences_.size());
         s.sequences_.push_back(prefix);
@@ -564,6 +580,8 @@ class enumeration_sampler {
   [[nodiscard]] std::size_t horizon() const noexcept { return solution_->horizon(); }
   /// @brief The end token of the enumerated problem, if any.
   [[nodiscard]] std::optional<token> end_token() const noexcept { return solution_->problem().end_token; }
+  /// @brief The further end tokens of the enumerated problem.
+  [[nodiscard]] std::span<const token> end_tokens() const noexcept { return solution_->problem().end_tokens; }
 
  private:
   const exact_solution* solution_;

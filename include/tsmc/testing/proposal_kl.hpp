@@ -37,6 +37,8 @@ template <class Sampler>
   check_size(function, "smc.options().horizon", smc.options().horizon, "the problem's horizon", solution.horizon());
   check_argument(smc.options().end_token == solution.problem().end_token, function, "smc.options().end_token",
                  "must equal the problem's end token", smc.options().end_token.value_or(-1));
+  check_argument(smc.options().end_tokens == solution.problem().end_tokens, function, "smc.options().end_tokens",
+                 "must equal the problem's end tokens; its size is", smc.options().end_tokens.size());
   default_engine rng(0);  // the forced run draws no token; its seed is unused
   const std::span<const token_sequence> sequences = solution.sequences();
   const auto result = smc.run_forced(solution.prompt(), sequences, rng);
