@@ -6,14 +6,22 @@
 
 #include "mpi/mpi_fixtures.hpp"
 
+#include <tsmc/corpus/story_grammar.hpp>
 #include <tsmc/distributed/smc.hpp>
+#include <tsmc/models/llama2c.hpp>
+#include <tsmc/models/ngram.hpp>
 #include <tsmc/resampling/schemes.hpp>
 #include <tsmc/resampling/triggers.hpp>
 #include <tsmc/smc/sampler.hpp>
 #include <tsmc/twists/no_twist.hpp>
 #include <tsmc/twists/tabular_twist.hpp>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
 #include <vector>
 
 using namespace tsmc_mpi_test;
@@ -123,4 +131,60 @@ TEST_CASE("distributed SMC checks its options on every rank", "[mpi]") {
   if (comm.size() > 1)
     CHECK_THROWS_WITH(distributed::twisted_smc(comm, t.movable, none, t.potential, too_few),
                       Catch::Contains("options.particles must be at least the number of ranks"));
+}
+
+namespace {
+
+/// One process's sampler and the distributed one over the same model type, from the same engine
+/// state: this rank's slots, the weights and log Zhat bit for bit.
+template <class Model, class Pot>
+void compare_model(distributed::communicator& comm, Model& single, Model& local, Pot& potential,
+                   const token_sequence& prompt, const smc_options& options, std::uint64_t seed) {
+  no_twist none;
+  twisted_smc one(single, none, potential, options, systematic{}, always_trigger{});
+  default_engine a(seed);
+  const smc_result r1 = one.run(prompt, a);
+  distributed::twisted_smc many(comm, local, none, potential, options, systematic{}, always_trigger{});
+  default_engine b(seed);
+  const distributed::distributed_smc_result rd = many.run(prompt, b);
+  CHECK(bits(rd.local.log_z) == bits(r1.log_z));
+  std::size_t moved = 0;
+  for (const std::size_t m : rd.moved_particles) moved += m;
+  INFO("particles moved between ranks: " << moved);
+  for (std::size_t k = 0; k < rd.local.sequences.size(); ++k) {
+    CHECK(rd.local.sequences[k] == r1.sequences[rd.first + k]);
+    CHECK(bits(rd.local.log_weights[k]) == bits(r1.log_weights[rd.first + k]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("distributed SMC over the library's n-gram and llama2.c models equals one process", "[mpi]") {
+  distributed::communicator comm;
+  random_potential potential(17, 1.0);
+  {
+    std::vector<std::string> texts;
+    for (const labelled_sentence& s : story_grammar{}.generate(300, 3)) texts.push_back(s.text);
+    const word_tokenizer vocabulary = word_tokenizer::from_corpus(texts);
+    ngram_model single = ngram_model::train_kneser_ney(vocabulary, texts, {.order = 3});
+    ngram_model local = single;
+    for (std::uint64_t seed = 1; seed <= 3; ++seed)
+      compare_model(comm, single, local, potential, vocabulary.encode("the"),
+                    smc_options{.particles = 10, .horizon = 6, .proposal = proposal_type::base,
+                                .end_token = word_tokenizer::end_token},
+                    seed);
+  }
+  {
+    const llama2c::config c{.dim = 16, .hidden_dim = 40, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                            .vocab_size = 37, .seq_len = 24, .shared_classifier = true};
+    const std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                       ("tsmc_mpi_slots." + std::to_string(::getpid()) + ".bin");
+    llama2c::write_checkpoint(path, c, llama2c::random_weights(c, 11, 2.0));
+    const auto ckpt = std::make_shared<const llama2c::checkpoint>(path);
+    std::filesystem::remove(path);
+    llama2c::model single(ckpt), local(ckpt);
+    for (std::uint64_t seed = 1; seed <= 3; ++seed)
+      compare_model(comm, single, local, potential, token_sequence{1, 5},
+                    smc_options{.particles = 9, .horizon = 6, .proposal = proposal_type::base, .end_token = 2}, seed);
+  }
 }

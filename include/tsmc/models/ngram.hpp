@@ -52,7 +52,9 @@
 #include <cctype>
 #include <cmath>
 #include <cstddef>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <istream>
 #include <limits>
@@ -466,6 +468,34 @@ class ngram_model {
     if (feature_dim_ > 0)
       for (std::size_t k = 0; k < state_.size(); ++k)
         if (ancestors[k] != k) write_features(k);
+  }
+
+  /// @brief Appends slot `slot`'s state to `out`: its context id (4 bytes, the host's byte
+  /// order). The slot-state hook of tsmc::SlotStateModel (the distributed sampler ships
+  /// particles between ranks with it); a copy of this model in another process reads it back.
+  /// @throw tsmc::invalid_argument if slot is not a particle of the current run
+  void export_slot(std::size_t slot, std::vector<std::byte>& out) const {
+    check_argument(slot < state_.size(), "ngram_model::export_slot", "slot",
+                   "must be < the number of particles " + std::to_string(state_.size()), slot);
+    const auto* p = reinterpret_cast<const std::byte*>(&state_[slot]);
+    out.insert(out.end(), p, p + sizeof(std::uint32_t));
+  }
+
+  /// @brief Makes slot `slot`'s state the one export_slot wrote (by this model or a copy of it).
+  /// @throw tsmc::invalid_argument if slot is not a particle of the current run, bytes is not 4
+  /// bytes, or the context id is not one of this model's
+  void import_slot(std::size_t slot, std::span<const std::byte> bytes) {
+    constexpr const char* function = "ngram_model::import_slot";
+    check_argument(slot < state_.size(), function, "slot",
+                   "must be < the number of particles " + std::to_string(state_.size()), slot);
+    check_argument(bytes.size() == sizeof(std::uint32_t), function, "bytes.size()",
+                   "must be 4 (one context id, as export_slot writes)", bytes.size());
+    std::uint32_t context = 0;
+    std::memcpy(&context, bytes.data(), sizeof context);
+    check_argument(context < node_parent_.size(), function, "the context id",
+                   "must be one of this model's " + std::to_string(node_parent_.size()) + " contexts", context);
+    state_[slot] = context;
+    if (feature_dim_ > 0) write_features(slot);
   }
 
   /// @brief The K x d hashed context embeddings (see the class documentation); 0 columns when

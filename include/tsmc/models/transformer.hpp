@@ -292,6 +292,70 @@ class engine {
     logits_ready_ = false;
   }
 
+  /// @brief Appends slot `slot`'s state to `out`: the cache length (8 bytes), then for every layer
+  /// the slot's key and value rows of every cached position, then its hidden state (features()
+  /// row), all in the host's byte order. The slot-state hook of tsmc::SlotStateModel (the
+  /// distributed sampler ships particles between ranks with it): layers x length x 2 kv_dim + dim
+  /// floats per slot.
+  /// @throw tsmc::invalid_argument before start or if slot is not a particle of the current run
+  void export_slot(std::size_t slot, std::vector<std::byte>& out) const {
+    const std::string function = class_name() + "::export_slot";
+    check_argument(particles_ > 0, function, "the model", "must be started before export_slot", "not started");
+    check_argument(slot < particles_, function, "slot", "must be < the number of particles " + std::to_string(particles_),
+                   slot);
+    const std::size_t row = kv_dim_ * length_ * sizeof(float);
+    const std::uint64_t length = length_;
+    const auto* l = reinterpret_cast<const std::byte*>(&length);
+    out.insert(out.end(), l, l + sizeof length);
+    out.reserve(out.size() + layers_ * 2 * row + dim_ * sizeof(float));
+    for (std::size_t layer = 0; layer < layers_; ++layer) {
+      const auto* k = reinterpret_cast<const std::byte*>(keys_.data() + offset(layer, slot, 0));
+      const auto* v = reinterpret_cast<const std::byte*>(values_.data() + offset(layer, slot, 0));
+      out.insert(out.end(), k, k + row);
+      out.insert(out.end(), v, v + row);
+    }
+    const feature_matrix::ConstRowXpr hidden = features_.row(static_cast<Eigen::Index>(slot));
+    for (Eigen::Index c = 0; c < hidden.size(); ++c) {
+      const float x = hidden(c);
+      const auto* b = reinterpret_cast<const std::byte*>(&x);
+      out.insert(out.end(), b, b + sizeof x);
+    }
+  }
+
+  /// @brief Makes slot `slot`'s state the one export_slot wrote (by this engine or a copy over the
+  /// same weights in another process), at the same cache length.
+  /// @throw tsmc::invalid_argument before start, if slot is not a particle of the current run, or
+  /// if bytes was not written at this engine's shape and cache length
+  void import_slot(std::size_t slot, std::span<const std::byte> bytes) {
+    const std::string function = class_name() + "::import_slot";
+    check_argument(particles_ > 0, function, "the model", "must be started before import_slot", "not started");
+    check_argument(slot < particles_, function, "slot", "must be < the number of particles " + std::to_string(particles_),
+                   slot);
+    const std::size_t row = kv_dim_ * length_ * sizeof(float);
+    const std::size_t expected = sizeof(std::uint64_t) + layers_ * 2 * row + dim_ * sizeof(float);
+    check_argument(bytes.size() == expected, function, "bytes.size()",
+                   "must be " + std::to_string(expected) + " (this shape at cache length " + std::to_string(length_) +
+                       ")",
+                   bytes.size());
+    std::uint64_t length = 0;
+    std::memcpy(&length, bytes.data(), sizeof length);
+    check_argument(length == length_, function, "the slot's cache length",
+                   "must equal this model's " + std::to_string(length_), length);
+    const std::byte* at = bytes.data() + sizeof length;
+    for (std::size_t layer = 0; layer < layers_; ++layer) {
+      std::memcpy(key_row(layer, slot, 0), at, row);
+      at += row;
+      std::memcpy(value_row(layer, slot, 0), at, row);
+      at += row;
+    }
+    for (Eigen::Index c = 0; c < static_cast<Eigen::Index>(dim_); ++c, at += sizeof(float)) {
+      float x = 0.0f;
+      std::memcpy(&x, at, sizeof x);
+      features_(static_cast<Eigen::Index>(slot), c) = x;
+    }
+    logits_ready_ = false;
+  }
+
   /// @brief Slot k takes the state of slot ancestors[k] (cache rows 0..length()-1 of every
   /// layer, and the hidden state), copied only where ancestors[k] != k.
   /// @param ancestors K indices in [0, K)
@@ -681,6 +745,8 @@ class engine {
   config config_;
   weights_view view_;
   std::shared_ptr<const void> owner_;
+  // The class name given at construction (name_reorder_ less its "::reorder").
+  [[nodiscard]] std::string class_name() const { return name_reorder_.substr(0, name_reorder_.size() - 9); }
   std::string name_start_, name_log_probs_, name_logits_, name_append_, name_reorder_, name_reserve_;
   std::size_t dim_ = 0, hidden_ = 0, layers_ = 0, heads_ = 0, kv_heads_ = 0, head_size_ = 0, kv_dim_ = 0,
               vocab_ = 0, seq_len_ = 0;
