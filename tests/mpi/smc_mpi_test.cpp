@@ -136,30 +136,38 @@ TEST_CASE("distributed SMC checks its options on every rank", "[mpi]") {
 namespace {
 
 /// One process's sampler and the distributed one over the same model type, from the same engine
-/// state: this rank's slots, the weights and log Zhat bit for bit.
+/// state: this rank's slots, and the weights and log Zhat bit for bit (`exact`) or within
+/// `tolerance` relative (a transformer's rows depend on the batch's shape through the GEMM's
+/// blocking: K / R rows per rank are not the K rows of one process, bit for bit).
 template <class Model, class Pot>
-void compare_model(distributed::communicator& comm, Model& single, Model& local, Pot& potential,
-                   const token_sequence& prompt, const smc_options& options, std::uint64_t seed) {
-  no_twist none;
-  twisted_smc one(single, none, potential, options, systematic{}, always_trigger{});
+std::size_t compare_model(distributed::communicator& comm, Model& single, Model& local, Pot& potential,
+                          const token_sequence& prompt, const smc_options& options, std::uint64_t seed, bool exact) {
+  const auto same = [exact](double a, double b) {
+    return exact ? bits(a) == bits(b) : std::abs(a - b) <= 1e-5 * std::max(1.0, std::abs(b));
+  };
+  random_twist twist(29, 1.0);  // stateless; uneven weights at every step, so particles move
+  twisted_smc one(single, twist, potential, options, systematic{}, always_trigger{});
   default_engine a(seed);
   const smc_result r1 = one.run(prompt, a);
-  distributed::twisted_smc many(comm, local, none, potential, options, systematic{}, always_trigger{});
+  distributed::twisted_smc many(comm, local, twist, potential, options, systematic{}, always_trigger{});
   default_engine b(seed);
   const distributed::distributed_smc_result rd = many.run(prompt, b);
-  CHECK(bits(rd.local.log_z) == bits(r1.log_z));
+  CHECK(same(rd.local.log_z, r1.log_z));
   std::size_t moved = 0;
   for (const std::size_t m : rd.moved_particles) moved += m;
   INFO("particles moved between ranks: " << moved);
   for (std::size_t k = 0; k < rd.local.sequences.size(); ++k) {
     CHECK(rd.local.sequences[k] == r1.sequences[rd.first + k]);
-    CHECK(bits(rd.local.log_weights[k]) == bits(r1.log_weights[rd.first + k]));
+    CHECK(same(rd.local.log_weights[k], r1.log_weights[rd.first + k]));
   }
+  return moved;
 }
 
 }  // namespace
 
 TEST_CASE("distributed SMC over the library's n-gram and llama2.c models equals one process", "[mpi]") {
+  // The n-gram's rows do not depend on the number of slots: bit for bit. The llama2.c model's
+  // do, in the last bits (GEMM blocking): the same particles, weights to 1e-5.
   distributed::communicator comm;
   random_potential potential(17, 1.0);
   {
@@ -168,11 +176,13 @@ TEST_CASE("distributed SMC over the library's n-gram and llama2.c models equals 
     const word_tokenizer vocabulary = word_tokenizer::from_corpus(texts);
     ngram_model single = ngram_model::train_kneser_ney(vocabulary, texts, {.order = 3});
     ngram_model local = single;
+    std::size_t moved = 0;
     for (std::uint64_t seed = 1; seed <= 3; ++seed)
-      compare_model(comm, single, local, potential, vocabulary.encode("the"),
+      moved += compare_model(comm, single, local, potential, vocabulary.encode("the"),
                     smc_options{.particles = 10, .horizon = 6, .proposal = proposal_type::base,
                                 .end_token = word_tokenizer::end_token},
-                    seed);
+                    seed, /*exact=*/true);
+    CHECK((comm.size() == 1 || moved > 0));  // the slot hooks were exercised
   }
   {
     const llama2c::config c{.dim = 16, .hidden_dim = 40, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
@@ -183,8 +193,11 @@ TEST_CASE("distributed SMC over the library's n-gram and llama2.c models equals 
     const auto ckpt = std::make_shared<const llama2c::checkpoint>(path);
     std::filesystem::remove(path);
     llama2c::model single(ckpt), local(ckpt);
+    std::size_t moved = 0;
     for (std::uint64_t seed = 1; seed <= 3; ++seed)
-      compare_model(comm, single, local, potential, token_sequence{1, 5},
-                    smc_options{.particles = 9, .horizon = 6, .proposal = proposal_type::base, .end_token = 2}, seed);
+      moved += compare_model(comm, single, local, potential, token_sequence{1, 5},
+                    smc_options{.particles = 9, .horizon = 6, .proposal = proposal_type::base, .end_token = 2}, seed,
+                    /*exact=*/false);
+    CHECK((comm.size() == 1 || moved > 0));
   }
 }
