@@ -586,12 +586,17 @@ class byte_grammar {
   static constexpr std::uint32_t self = 0;  // origin field of an item begun in its own column
 
   struct column {
-    std::vector<std::uint64_t> items;  // unfinished items, sorted: production, dot, origin + 1
+    std::vector<std::uint64_t> items;  // unfinished items, sorted
     bool accepting = false;
   };
 
-  // An item packs the production (20 bits), the dot (12 bits) and the origin (column id + 1, or
-  // self = 0; 32 bits).
+  // An item packs the production (20 bits), the dot (12 bits) and the origin (32 bits): self = 0
+  // for an item begun in the column (or node) that holds it, else 1 + the id of an interned
+  // origin node. The origin node of an item [A -> ... , i] is not all of column i but only what a
+  // completion of A there can reach: the items of column i waiting on A and, for those begun in
+  // column i themselves (origin self), the items waiting on their left-hand sides, to closure.
+  // Texts that differ in what is no longer reachable (the digits of an earlier array element)
+  // then share states.
   [[nodiscard]] static std::uint64_t pack(std::size_t p, std::size_t dot, std::uint32_t origin) noexcept {
     return (static_cast<std::uint64_t>(p) << 44) | (static_cast<std::uint64_t>(dot) << 32) | origin;
   }
@@ -618,12 +623,13 @@ class byte_grammar {
         // past it when predicted (Aycock and Horspool), so there is nothing to complete.
         if (o == self) continue;
         const std::int32_t B = lhs_[p];
-        const std::uint32_t from = o - 1;  // the column where the item began
-        for (const std::uint64_t parent : columns_[from].items) {
+        const std::size_t node = o - 1;  // the origin node: the items waiting on B where the item began
+        for (std::size_t k = 0; k < nodes_[node].size(); ++k) {
+          const std::uint64_t parent = nodes_[node][k];  // nodes_ may grow in sub_node: index again
           const std::size_t pp = production(parent), pd = dot(parent);
           if (rhs_[pp][pd] != B) continue;
           const std::uint32_t po = origin(parent);
-          add(pack(pp, pd + 1, po == self ? o : po));
+          add(pack(pp, pd + 1, po == self ? sub_node(node_key(node), lhs_[pp]) : po));
         }
       } else if (const std::int32_t sym = rhs[d]; sym >= 0) {
         for (const std::int32_t q : productions_of_[static_cast<std::size_t>(sym)]) add(pack(static_cast<std::size_t>(q), 0, self));
@@ -664,9 +670,49 @@ class byte_grammar {
       const auto& [lo, hi] = terminals_[static_cast<std::size_t>(-sym - 1)];
       if (b < lo || b > hi) continue;
       const std::uint32_t o = origin(item);
-      add(pack(p, d + 1, o == self ? static_cast<std::uint32_t>(q) + 1 : o));
+      add(pack(p, d + 1, o == self ? sub_node(column_key(q), lhs_[p]) : o));
     }
     return close_and_intern();
+  }
+
+  // Keys for the sub_node cache: a column or a node, and a nonterminal.
+  [[nodiscard]] static std::uint64_t column_key(std::int32_t q) noexcept { return static_cast<std::uint64_t>(q) << 1; }
+  [[nodiscard]] static std::uint64_t node_key(std::size_t n) noexcept { return (static_cast<std::uint64_t>(n) << 1) | 1; }
+
+  /// 1 + the id of the origin node for items [A -> ..., here] begun in a column (or a node): its
+  /// items waiting on A, closed under "an item begun here also needs the items waiting on its lhs".
+  std::uint32_t sub_node(std::uint64_t where, std::int32_t A) const {
+    const auto cached = sub_node_cache_.find(std::make_pair(where, A));
+    if (cached != sub_node_cache_.end()) return cached->second;
+    const std::vector<std::uint64_t> items = (where & 1) ? nodes_[static_cast<std::size_t>(where >> 1)]
+                                                         : columns_[static_cast<std::size_t>(where >> 1)].items;
+    std::vector<std::int32_t> wanted{A};
+    std::vector<std::uint8_t> wanted_seen(productions_of_.size(), 0);
+    wanted_seen[static_cast<std::size_t>(A)] = 1;
+    std::vector<std::uint64_t> node;
+    for (std::size_t w = 0; w < wanted.size(); ++w) {
+      for (const std::uint64_t item : items) {
+        if (rhs_[production(item)][dot(item)] != wanted[w]) continue;
+        node.push_back(item);
+        const auto lhs = static_cast<std::size_t>(lhs_[production(item)]);
+        if (origin(item) == self && !wanted_seen[lhs]) {
+          wanted_seen[lhs] = 1;
+          wanted.push_back(lhs_[production(item)]);
+        }
+      }
+    }
+    std::sort(node.begin(), node.end());
+    node.erase(std::unique(node.begin(), node.end()), node.end());
+    std::uint32_t id = 0;
+    if (const auto it = node_index_.find(node); it != node_index_.end()) {
+      id = it->second;
+    } else {
+      id = static_cast<std::uint32_t>(nodes_.size()) + 1;
+      node_index_.emplace(node, id);
+      nodes_.push_back(std::move(node));
+    }
+    sub_node_cache_.emplace(std::make_pair(where, A), id);
+    return id;
   }
 
   std::vector<std::pair<unsigned char, unsigned char>> terminals_;
@@ -676,7 +722,16 @@ class byte_grammar {
   std::vector<std::uint8_t> nullable_;
   std::size_t start_production_ = 0;
 
+  struct pair_hash {
+    std::size_t operator()(const std::pair<std::uint64_t, std::int32_t>& k) const noexcept {
+      return static_cast<std::size_t>((k.first * 0x9E3779B97F4A7C15ull) ^ static_cast<std::uint64_t>(k.second));
+    }
+  };
+
   mutable std::vector<column> columns_;
+  mutable std::vector<std::vector<std::uint64_t>> nodes_;
+  mutable std::unordered_map<std::vector<std::uint64_t>, std::uint32_t, detail::grammar::key_hash> node_index_;
+  mutable std::unordered_map<std::pair<std::uint64_t, std::int32_t>, std::uint32_t, pair_hash> sub_node_cache_;
   mutable std::vector<std::vector<std::int32_t>> next_;
   mutable std::unordered_map<std::vector<std::uint64_t>, std::int32_t, detail::grammar::key_hash> index_;
   mutable std::unordered_set<std::uint64_t> seen_;
