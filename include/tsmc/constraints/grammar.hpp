@@ -36,12 +36,15 @@
 /// no continuation of the text is accepted (viable-prefix detection is exact). Nullable rules use
 /// Aycock and Horspool's fix (an item waiting on a nullable symbol also moves past it when it is
 /// predicted), so completions of empty spans are never needed. A state is one Earley column: its
-/// unfinished items, each with its origin as the id of an earlier interned column (or "this
-/// column"), plus whether the text so far is accepted. Equal columns get equal ids, and each
-/// state's transition on each byte is cached: texts that differ only inside a repetition
-/// (`[a-z]*`, a JSON string's characters) reach the same state, so the states reached by a run
-/// of SMC stay few. Right recursion over a long text (`chars ::= char chars | ""`) makes a new
-/// state per byte (each column keeps the previous one alive): write `char*` instead. At most
+/// unfinished items, each with its origin as an interned node (the items of the origin column that
+/// a completion there can reach: those waiting on the item's rule, closed under the items begun in
+/// that column), or "this column", plus whether the text so far is accepted. Equal columns get
+/// equal ids, and each state's transition on each byte is cached: texts that differ only inside a
+/// repetition (`[a-z]*`, a JSON string's characters, an array's elements) reach the same state.
+/// The states still grow with the distinct nesting contexts met (a JSON text nested k deep has a
+/// state per stack of open arrays / objects / keys): 6,328 random JSON documents nested up to 6
+/// deep intern about 100,000 states (about 200 MB). Right recursion over a long text
+/// (`chars ::= char chars | ""`) makes a new state per byte: write `char*` instead. At most
 /// max_grammar_states states are interned; past that a step throws tsmc::runtime_error.
 ///
 /// Lifting: token_grammar = token_automaton<byte_grammar> (token_dfa.hpp): lifted states
