@@ -1,10 +1,15 @@
 #pragma once
 /// @file
-/// @brief A byte DFA lifted to a model's vocabulary: a potential with an exact next-token form
-/// (phi = 1 exactly where the decoded text matches) and feasibility as a twist factor (psi = 0
-/// exactly where no continuation within the tokens left can match).
+/// @brief A byte automaton (a byte DFA; an incremental grammar recogniser, grammar.hpp) lifted to
+/// a model's vocabulary: a potential with an exact next-token form (phi = 1 exactly where the
+/// decoded text is accepted) and feasibility as a twist factor (psi = 0 exactly where no
+/// continuation within the tokens left can be accepted).
 ///
-/// The lifted state of a text is (DFA state, text_mode); a token moves it by its bytes in that
+/// The lifting is one class template, token_automaton<Automaton>, over any ByteAutomaton (states
+/// are int32 ids, -1 dead; start, step(q, b), run(q, bytes), accepts(q), state_count());
+/// token_dfa is token_automaton<byte_dfa>, token_grammar (grammar.hpp) token_automaton<byte_grammar>.
+///
+/// The lifted state of a text is (automaton state, text_mode); a token moves it by its bytes in that
 /// mode (token_byte_table). Each lifted state's next-state row over the vocabulary is computed
 /// once, by one walk of the vocabulary trie, and cached; a particle's step is then V lookups.
 ///
@@ -25,12 +30,14 @@
 #include <tsmc/core/types.hpp>
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -38,33 +45,66 @@
 
 namespace tsmc {
 
-/// @brief A byte DFA lifted to a vocabulary (see the file's description): lifted states,
+/// @brief A byte automaton: int32 state ids with -1 dead (no accepted text reachable), a start
+/// state, a step per byte (dead stays dead), a run over bytes, acceptance and a state count.
+/// byte_dfa models it; so does byte_grammar (grammar.hpp), whose states are built lazily (its
+/// const members fill caches).
+template <class A>
+concept ByteAutomaton = requires(const A& a, std::int32_t q, unsigned char b, std::string_view bytes) {
+  { a.start } -> std::convertible_to<std::int32_t>;
+  { a.step(q, b) } -> std::same_as<std::int32_t>;
+  { a.run(q, bytes) } -> std::same_as<std::int32_t>;
+  { a.accepts(q) } -> std::same_as<bool>;
+  { a.state_count() } -> std::convertible_to<std::size_t>;
+};
+
+/// @brief The names a lifted automaton's messages use (specialised per automaton type).
+template <class Automaton>
+struct lift_names;
+
+/// @brief token_dfa's names.
+template <>
+struct lift_names<byte_dfa> {
+  static constexpr std::string_view lifted = "token_dfa";         ///< the lifted class
+  static constexpr std::string_view potential = "dfa_potential";  ///< its potential
+};
+
+/// @brief A byte automaton lifted to a vocabulary (see the file's description): lifted states,
 /// cached next-state rows, and the exact feasibility G_r.
 ///
 /// Not thread-safe: its caches fill on use (the sampler calls its hooks from one thread).
-class token_dfa {
- public:
-  /// @brief A lifted state: 3 q + mode for DFA state q, or dead.
-  using state = std::int32_t;
-  /// @brief No accepting text is reachable (the DFA died).
-  static constexpr state dead = -1;
+/// @tparam Automaton a ByteAutomaton (byte_dfa; byte_grammar)
+template <class Automaton>
+class token_automaton {
+  static_assert(ByteAutomaton<Automaton>,
+                "tsmc::token_automaton: Automaton must model tsmc::ByteAutomaton: int32 start, step(q, b), "
+                "run(q, bytes), accepts(q), state_count()");
 
-  /// @brief Lifts a DFA to a tokenizer's byte table.
-  /// @param dfa the byte DFA (e.g. compile_regex's)
+ public:
+  /// @brief A lifted state: 3 q + mode for automaton state q, or dead.
+  using state = std::int32_t;
+  /// @brief No accepting text is reachable (the automaton died).
+  static constexpr state dead = -1;
+  /// @brief The byte automaton type.
+  using automaton_type = Automaton;
+
+  /// @brief Lifts a byte automaton to a tokenizer's byte table.
+  /// @param automaton the byte automaton (e.g. compile_regex's DFA, compile_grammar's grammar)
   /// @param table the tokens' bytes (make_token_byte_table)
   /// @param end_tokens the tokens that finish a sequence (the sampler's end_token and end_tokens)
   /// @param initial_mode how the first generated token decodes: text_mode::start for a text
   /// decoded on its own (llama2.c after a prompt of BOS; the word tokenizer), middle to keep the
   /// first token's leading space (llama2.c after a longer prompt)
   /// @throw tsmc::invalid_argument for a malformed table or an end token outside [0, V)
-  token_dfa(byte_dfa dfa, token_byte_table table, std::vector<token> end_tokens,
-            text_mode initial_mode = text_mode::start)
-      : dfa_(std::move(dfa)), table_(std::move(table)), end_tokens_(std::move(end_tokens)), initial_mode_(initial_mode) {
-    constexpr const char* function = "token_dfa::token_dfa";
+  token_automaton(Automaton automaton, token_byte_table table, std::vector<token> end_tokens,
+                  text_mode initial_mode = text_mode::start)
+      : dfa_(std::move(automaton)), table_(std::move(table)), end_tokens_(std::move(end_tokens)), initial_mode_(initial_mode) {
+    std::string name(lift_names<Automaton>::lifted);
+    const std::string function = name + "::" + name;
     table_.validate(function);
     check_argument(initial_mode != text_mode::stopped, function, "initial_mode", "must be start or middle", "stopped");
     check_argument(dfa_.state_count() < static_cast<std::size_t>(std::numeric_limits<state>::max() / 3), function,
-                   "dfa.state_count()", "must fit a 32-bit lifted state", dfa_.state_count());
+                   "automaton.state_count()", "must fit a 32-bit lifted state", dfa_.state_count());
     const std::size_t V = table_.vocab_size();
     is_end_.assign(V, 0);
     for (std::size_t i = 0; i < end_tokens_.size(); ++i) {
@@ -79,8 +119,14 @@ class token_dfa {
 
   /// @brief V, the vocabulary size.
   [[nodiscard]] std::size_t vocab_size() const noexcept { return table_.vocab_size(); }
-  /// @brief The byte DFA.
-  [[nodiscard]] const byte_dfa& dfa() const noexcept { return dfa_; }
+  /// @brief The byte automaton.
+  [[nodiscard]] const Automaton& automaton() const noexcept { return dfa_; }
+  /// @brief The byte DFA (token_dfa only).
+  [[nodiscard]] const Automaton& dfa() const noexcept
+    requires std::same_as<Automaton, byte_dfa>
+  {
+    return dfa_;
+  }
   /// @brief The token byte table.
   [[nodiscard]] const token_byte_table& table() const noexcept { return table_; }
   /// @brief The end tokens.
@@ -91,8 +137,9 @@ class token_dfa {
   /// @brief The lifted state of the empty generated text.
   [[nodiscard]] state start() const noexcept { return pack(dfa_.start, initial_mode_); }
 
-  /// @brief The lifted state after token t (computed from its bytes, no cache).
-  [[nodiscard]] state advance(state s, token t) const noexcept {
+  /// @brief The lifted state after token t (computed from its bytes, no row cache).
+  /// @throw what the automaton's step throws (byte_grammar: its state cap)
+  [[nodiscard]] state advance(state s, token t) const {
     if (s == dead) return dead;
     const text_mode mode = mode_of(s);
     const std::int32_t q = dfa_.run(dfa_state(s), table_.bytes_of(t, mode));
@@ -102,7 +149,8 @@ class token_dfa {
   /// @brief The lifted state after a token sequence from start().
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
   [[nodiscard]] state run(std::span<const token> tokens) const {
-    check_tokens(tokens, vocab_size(), "token_dfa::run", "tokens");
+    static const std::string function = std::string(lift_names<Automaton>::lifted) + "::run";
+    check_tokens(tokens, vocab_size(), function, "tokens");
     state s = start();
     for (const token t : tokens) s = advance(s, t);
     return s;
@@ -112,7 +160,7 @@ class token_dfa {
   [[nodiscard]] bool accepts(state s) const noexcept { return s != dead && dfa_.accepts(dfa_state(s)); }
 
   /// @brief The next lifted state for every token from s, by one walk of the trie (cached).
-  /// @return V states (dead where the token's bytes kill the DFA; all dead from dead)
+  /// @return V states (dead where the token's bytes kill the automaton; all dead from dead)
   [[nodiscard]] std::span<const state> next_states(state s) {
     if (s == dead) {
       all_dead_.assign(vocab_size(), dead);
@@ -193,7 +241,7 @@ class token_dfa {
   };
 
   [[nodiscard]] static state pack(std::int32_t q, text_mode mode) noexcept {
-    return q == byte_dfa::dead ? dead : q * 3 + static_cast<state>(mode);
+    return q == dead ? dead : q * 3 + static_cast<state>(mode);
   }
   [[nodiscard]] static std::int32_t dfa_state(state s) noexcept { return s / 3; }
   [[nodiscard]] static text_mode mode_of(state s) noexcept { return static_cast<text_mode>(s % 3); }
@@ -232,7 +280,7 @@ class token_dfa {
     return ref;
   }
 
-  byte_dfa dfa_;
+  Automaton dfa_;
   token_byte_table table_;
   std::vector<token> end_tokens_;
   std::vector<std::uint8_t> is_end_;
@@ -244,6 +292,9 @@ class token_dfa {
   std::vector<state> all_dead_;
   std::size_t checked_horizon_ = 0;
 };
+
+/// @brief A byte DFA lifted to a vocabulary.
+using token_dfa = token_automaton<byte_dfa>;
 
 /// @brief Builds a token_dfa for a regular expression (compile_regex's syntax) over a tokenizer.
 /// @param pattern the regular expression; the decoded generated text must match it fully
@@ -261,11 +312,11 @@ template <class Tokenizer>
 namespace detail {
 
 /// The lifted state of each active particle's prefix (dead for finished particles).
-template <class Model>
-void prefix_states(token_dfa& c, const step_context<Model>& ctx, std::vector<token_dfa::state>& out) {
+template <class Lifted, class Model>
+void prefix_states(Lifted& c, const step_context<Model>& ctx, std::vector<typename Lifted::state>& out) {
   out.resize(ctx.prefixes.size());
   for (std::size_t k = 0; k < ctx.prefixes.size(); ++k) {
-    token_dfa::state s = c.start();
+    typename Lifted::state s = c.start();
     if (ctx.active.empty() || ctx.active[k])
       for (const token t : ctx.prefixes[k]) s = c.advance(s, t);
     out[k] = s;
@@ -274,12 +325,12 @@ void prefix_states(token_dfa& c, const step_context<Model>& ctx, std::vector<tok
 
 /// Writes (or adds) one feasibility row per active particle, computing a row once per distinct
 /// lifted state and copying it for the other particles in that state.
-template <class Model>
-void write_feasibility(token_dfa& c, const step_context<Model>& ctx, std::size_t remaining, log_prob_ref out,
-                       bool add, std::vector<token_dfa::state>& states, std::vector<double>& row) {
+template <class Lifted, class Model>
+void write_feasibility(Lifted& c, const step_context<Model>& ctx, std::size_t remaining, log_prob_ref out,
+                       bool add, std::vector<typename Lifted::state>& states, std::vector<double>& row) {
   prefix_states(c, ctx, states);
   const std::size_t V = c.vocab_size();
-  std::unordered_map<token_dfa::state, std::size_t> done;  // state -> a particle whose row has it
+  std::unordered_map<typename Lifted::state, std::size_t> done;  // state -> a particle whose row has it
   row.resize(V);
   for (std::size_t k = 0; k < states.size(); ++k) {
     if (!ctx.active.empty() && !ctx.active[k]) continue;
@@ -302,14 +353,17 @@ void write_feasibility(token_dfa& c, const step_context<Model>& ctx, std::size_t
 
 }  // namespace detail
 
-/// @brief The potential of a token_dfa: phi(s) = 1 if the decoded text of the finished sequence
-/// s is accepted, else 0; with the exact next-token form (psi_T = phi, every candidate at once).
+/// @brief The potential of a lifted automaton (token_dfa, token_grammar): phi(s) = 1 if the
+/// decoded text of the finished sequence s is accepted, else 0; with the exact next-token form
+/// (psi_T = phi, every candidate at once).
 ///
-/// Holds a pointer: the token_dfa must outlive it. Several potentials and twists may share one.
-class dfa_potential {
+/// Holds a pointer: the lifted automaton must outlive it. Several potentials and twists may share one.
+/// @tparam Lifted a token_automaton (dfa_potential: token_dfa; grammar_potential: token_grammar)
+template <class Lifted>
+class lifted_potential {
  public:
-  /// @brief The potential of a lifted DFA.
-  explicit dfa_potential(token_dfa& constraint) : c_(&constraint) {}
+  /// @brief The potential of a lifted automaton.
+  explicit lifted_potential(Lifted& constraint) : c_(&constraint) {}
 
   /// @brief log phi of finished sequences: 0 where the text is accepted, -inf elsewhere.
   /// @throw tsmc::invalid_argument if a token is outside [0, V)
@@ -322,20 +376,26 @@ class dfa_potential {
   /// @throw tsmc::invalid_argument if the constraint cannot be satisfied within ctx.horizon
   template <class Model>
   void log_potential_next(const step_context<Model>& ctx, log_prob_ref out) {
-    c_->check_satisfiable(ctx.horizon, "dfa_potential::log_potential_next");
+    static const std::string function =
+        std::string(lift_names<typename Lifted::automaton_type>::potential) + "::log_potential_next";
+    c_->check_satisfiable(ctx.horizon, function);
     detail::write_feasibility(*c_, ctx, 0, out, false, states_, row_);
   }
 
-  /// @brief The lifted DFA.
-  [[nodiscard]] token_dfa& constraint() const noexcept { return *c_; }
+  /// @brief The lifted automaton.
+  [[nodiscard]] Lifted& constraint() const noexcept { return *c_; }
 
  private:
-  token_dfa* c_;
-  std::vector<token_dfa::state> states_;
+  Lifted* c_;
+  std::vector<typename Lifted::state> states_;
   std::vector<double> row_;
 };
 
-/// @brief A twist times the feasibility of a token_dfa: log psi_t = log psi_t^inner + log G,
+/// @brief The potential of a token_dfa (a regular expression's, a lexical constraint's).
+using dfa_potential = lifted_potential<token_dfa>;
+
+/// @brief A twist times the feasibility of a lifted automaton (token_dfa by default;
+/// token_grammar: feasibility_twist<Twist, token_grammar>): log psi_t = log psi_t^inner + log G,
 /// where G (0 or 1) says whether the candidate can still end in an accepted sequence within the
 /// horizon (see the file's description). psi_t = 0 exactly where no continuation can satisfy
 /// the constraint, so SMC with this twist stays unbiased (Zhao et al. 2024, Eq. 15 needs psi > 0
@@ -345,13 +405,14 @@ class dfa_potential {
 /// declares them itself, as a twist with state does).
 /// @tparam Twist any twist (no_twist, mlp_twist, ...), held by value; a reference type (such as
 /// mlp_twist&) wraps a twist owned elsewhere
-template <class Twist>
+/// @tparam Lifted the lifted automaton (token_dfa, token_grammar)
+template <class Twist, class Lifted = token_dfa>
 class feasibility_twist {
  public:
   /// @brief Wraps a twist.
-  /// @param constraint the lifted DFA (must outlive the twist)
+  /// @param constraint the lifted automaton (must outlive the twist)
   /// @param inner the twist to multiply
-  feasibility_twist(token_dfa& constraint, Twist inner) : c_(&constraint), inner_(std::forward<Twist>(inner)) {}
+  feasibility_twist(Lifted& constraint, Twist inner) : c_(&constraint), inner_(std::forward<Twist>(inner)) {}
 
   /// @brief The vocabulary size (the constraint's).
   [[nodiscard]] std::size_t vocab_size() const noexcept { return c_->vocab_size(); }
@@ -387,9 +448,9 @@ class feasibility_twist {
   [[nodiscard]] Twist& inner() noexcept { return inner_; }
 
  private:
-  token_dfa* c_;
+  Lifted* c_;
   Twist inner_;
-  std::vector<token_dfa::state> states_;
+  std::vector<typename Lifted::state> states_;
   std::vector<double> row_;
 };
 

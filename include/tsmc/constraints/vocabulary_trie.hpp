@@ -1,7 +1,8 @@
 #pragma once
 /// @file
-/// @brief A trie of a vocabulary's byte strings, walked together with a byte DFA so that every
-/// shared prefix of the vocabulary is visited once (and dead subtrees not at all).
+/// @brief A trie of a vocabulary's byte strings, walked together with a byte automaton (a DFA, a
+/// grammar recogniser) so that every shared prefix of the vocabulary is visited once (and dead
+/// subtrees not at all).
 
 #include <tsmc/constraints/regex.hpp>
 #include <tsmc/core/types.hpp>
@@ -11,6 +12,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -65,14 +67,14 @@ class vocabulary_trie {
   /// @brief The number of nodes (the root included).
   [[nodiscard]] std::size_t node_count() const noexcept { return child_begin_.empty() ? 0 : child_begin_.size() - 1; }
 
-  /// @brief Walks the trie from the root together with the DFA from state q, skipping subtrees
-  /// where the DFA is dead, and calls on_token(t, q_after) for every token whose bytes keep it
+  /// @brief Walks the trie from the root together with a byte automaton from state q, skipping
+  /// subtrees where it is dead, and calls on_token(t, q_after) for every token whose bytes keep it
   /// alive. Each trie node is visited at most once per walk.
-  /// @param dfa the byte DFA
-  /// @param q the DFA state before the tokens' bytes (not dead)
+  /// @param automaton a byte automaton with step(q, b) and dead = -1 (byte_dfa, byte_grammar)
+  /// @param q the state before the tokens' bytes (not dead)
   /// @param on_token called as on_token(token, std::int32_t state)
-  template <class OnToken>
-  void walk(const byte_dfa& dfa, std::int32_t q, OnToken&& on_token) const {
+  template <class Automaton, class OnToken>
+  void walk(const Automaton& automaton, std::int32_t q, OnToken&& on_token) const {
     if (node_count() == 0 || q == byte_dfa::dead) return;
     stack_.clear();
     stack_.emplace_back(0, q);
@@ -81,9 +83,12 @@ class vocabulary_trie {
       stack_.pop_back();
       const auto i = static_cast<std::size_t>(node);
       for (std::int32_t j = token_begin_[i]; j < token_begin_[i + 1]; ++j) on_token(tokens_[static_cast<std::size_t>(j)], state);
-      const std::int32_t* row = dfa.next.data() + static_cast<std::size_t>(state) * 256;
       for (std::int32_t j = child_begin_[i]; j < child_begin_[i + 1]; ++j) {
-        const std::int32_t after = row[child_byte_[static_cast<std::size_t>(j)]];
+        std::int32_t after;
+        if constexpr (std::is_same_v<Automaton, byte_dfa>)  // the DFA's row directly: the hot loop
+          after = automaton.next[static_cast<std::size_t>(state) * 256 + child_byte_[static_cast<std::size_t>(j)]];
+        else
+          after = automaton.step(state, child_byte_[static_cast<std::size_t>(j)]);
         if (after != byte_dfa::dead) stack_.emplace_back(child_node_[static_cast<std::size_t>(j)], after);
       }
     }
