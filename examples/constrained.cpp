@@ -1,5 +1,5 @@
 // constrained: sample continuations that satisfy a hard constraint, a regular expression over the
-// generated text and / or "contains one of these words", on the built-in world (a Kneser-Ney
+// generated text and / or "contains one of these words", or a context-free grammar (GBNF), on the built-in world (a Kneser-Ney
 // trigram over the story grammar's words) or on a llama2.c checkpoint with its tokenizer.
 //
 // The constraint is lifted to the model's vocabulary (tsmc::token_dfa); twisted SMC runs with the
@@ -11,6 +11,7 @@
 //
 //   ./build/dev/examples/constrained --contains dog,cat
 //   ./build/dev/examples/constrained --regex "the [a-z ]*(dog|cat)[a-z ]*" --horizon 12
+//   ./build/dev/examples/constrained --grammar arithmetic --llama2c stories15M.bin --tokenizer tokenizer.bin
 //   ./build/dev/examples/constrained --llama2c stories15M.bin --tokenizer tokenizer.bin
 //       --regex " [A-Za-z ,]*(dog|cat)[A-Za-z ,]*\." --horizon 40
 //
@@ -20,6 +21,8 @@
 #include "example_models.hpp"
 #include "example_world.hpp"
 
+#include <tsmc/constraints/grammar.hpp>
+#include <tsmc/constraints/grammars.hpp>
 #include <tsmc/constraints/lexical.hpp>
 #include <tsmc/constraints/regex.hpp>
 #include <tsmc/constraints/token_bytes.hpp>
@@ -33,6 +36,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -42,6 +46,7 @@ namespace {
 struct settings {
   std::size_t corpus = 5000;
   std::string regex;
+  std::string grammar;
   std::vector<std::string> contains;
   std::size_t horizon = 12;
   std::size_t particles = 64;
@@ -65,6 +70,10 @@ struct unit_potential {
 template <class World>
 int run(const tsmc_examples::program& p, const settings& s, World& w);
 
+template <class World, class Lifted>
+int run_constrained(const tsmc_examples::program& p, const settings& s, World& w, Lifted& constraint,
+                    const std::string& what);
+
 int main(int argc, char** argv) {
   settings s;
   tsmc_examples::program p("constrained",
@@ -72,11 +81,19 @@ int main(int argc, char** argv) {
                            "of given words; acceptance rate of plain sampling, ESS, bounds on log Z, samples, cost "
                            "per token");
   using tsmc_examples::limits;
-  p.app().add_option("--regex", s.regex,
+  CLI::Option* regex = p.app().add_option("--regex", s.regex,
                      "the generated text must match this regular expression fully (syntax: "
                      "include/tsmc/constraints/regex.hpp)");
-  p.app().add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
-      ->delimiter(',');
+  CLI::Option* contains =
+      p.app()
+          ->add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
+          ->delimiter(',');
+  CLI::Option* grammar = p.text("--grammar", s.grammar,
+                                "the generated text must match this context-free grammar (GBNF, "
+                                "include/tsmc/constraints/grammar.hpp): 'json', 'arithmetic' (the grammars of "
+                                "include/tsmc/constraints/grammars.hpp) or a .gbnf file");
+  grammar->excludes(contains);
+  grammar->excludes(regex);
   p.count("--horizon", s.horizon, 1, limits::horizon_max, "T, the most generated tokens");
   p.count("--particles", s.particles, 1, limits::particles_max, "K");
   p.count("--runs", s.runs, 1, limits::runs_max, "SMC runs (and conditional runs) for the bounds");
@@ -89,7 +106,7 @@ int main(int argc, char** argv) {
   p.output("--json", s.json, "write the summary and the samples as JSON");
   tsmc_examples::add_model_options(p, s.model);
   if (const auto status = p.parse(argc, argv)) return *status;
-  if (s.regex.empty() && s.contains.empty()) s.contains = {"dog", "cat"};
+  if (s.regex.empty() && s.contains.empty() && s.grammar.empty()) s.contains = {"dog", "cat"};
   return tsmc_examples::with_model(p, s.model, s.corpus, s.horizon, [&](auto& w) { return run(p, s, w); });
 }
 
@@ -98,16 +115,38 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   using model_type = std::remove_cvref_t<decltype(w.model)>;
   constexpr bool is_transformer = !std::is_same_v<model_type, tsmc::ngram_model>;  // --llama2c or --gguf
   if (!w.builtin) std::printf("%s\n", w.description.c_str());
-  // The constraint as a byte DFA, lifted to the model's tokens.
-  tsmc::byte_dfa dfa = s.regex.empty() ? tsmc::contains_any(s.contains) : tsmc::compile_regex(s.regex);
-  if (!s.regex.empty() && !s.contains.empty()) dfa = tsmc::intersection(dfa, tsmc::contains_any(s.contains));
   tsmc::token_byte_table table = w.token_bytes();
   std::vector<tsmc::token> ends;  // the world's end token (</s>, BOS or the GGUF EOS), if it has one
   if (w.end_token) ends.push_back(*w.end_token);
   // After a transformer's prompt the continuation keeps its first piece's leading space.
   const tsmc::text_mode mode = is_transformer ? tsmc::text_mode::middle : tsmc::text_mode::start;
+  if (!s.grammar.empty()) {
+    // A context-free grammar, recognised by Earley over bytes and lifted to the model's tokens.
+    std::string text;
+    if (s.grammar == "json") {
+      text = tsmc::grammars::json;
+    } else if (s.grammar == "arithmetic") {
+      text = tsmc::grammars::arithmetic;
+    } else {
+      std::ifstream in(s.grammar, std::ios::binary);
+      if (!in) throw tsmc_examples::option_error("--grammar " + tsmc_examples::quote_value(s.grammar) +
+                                                 " is not 'json', 'arithmetic' or a readable file");
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const auto compile = [&] {
+      try {
+        return tsmc::compile_grammar(text);
+      } catch (const tsmc::invalid_argument& e) {
+        throw tsmc_examples::option_error("--grammar " + tsmc_examples::quote_value(s.grammar) + ": " + e.what());
+      }
+    };
+    tsmc::token_grammar constraint(compile(), std::move(table), ends, mode);
+    return run_constrained(p, s, w, constraint, "matches the grammar " + s.grammar);
+  }
+  // A regular expression and / or contains-words as a byte DFA, lifted to the model's tokens.
+  tsmc::byte_dfa dfa = s.regex.empty() ? tsmc::contains_any(s.contains) : tsmc::compile_regex(s.regex);
+  if (!s.regex.empty() && !s.contains.empty()) dfa = tsmc::intersection(dfa, tsmc::contains_any(s.contains));
   tsmc::token_dfa constraint(std::move(dfa), std::move(table), ends, mode);
-  constraint.check_satisfiable(s.horizon, "constrained");
   const std::string what = (s.regex.empty() ? std::string() : "matches /" + s.regex + "/") +
                            (!s.regex.empty() && !s.contains.empty() ? " and " : "") +
                            (s.contains.empty() ? std::string() : "contains one of " + [&] {
@@ -115,6 +154,16 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
                              for (const auto& c : s.contains) j += (j.empty() ? "" : ", ") + c;
                              return j;
                            }());
+  return run_constrained(p, s, w, constraint, what);
+}
+
+/// The program's work for one lifted constraint (a token_dfa or a token_grammar).
+template <class World, class Lifted>
+int run_constrained(const tsmc_examples::program& p, const settings& s, World& w, Lifted& constraint,
+                    const std::string& what) {
+  using model_type = std::remove_cvref_t<decltype(w.model)>;
+  constexpr bool is_transformer = !std::is_same_v<model_type, tsmc::ngram_model>;
+  constraint.check_satisfiable(s.horizon, "constrained");
   std::printf("constraint: the continuation of \"%s\" (at most %zu %s) %s\n", w.prompt_text.c_str(), s.horizon,
               is_transformer ? "tokens" : "words", what.c_str());
 
@@ -126,7 +175,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   twisted_options.proposal = tsmc::proposal_type::twisted;
 
   // Plain sampling: rejection from p0 (the acceptance rate; accepted draws are exact samples).
-  tsmc::dfa_potential phi(constraint);
+  tsmc::lifted_potential<Lifted> phi(constraint);
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, phi, w.prompt,
       {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
@@ -139,7 +188,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   std::printf("plain sampling: %.5f of %zu p0 draws satisfy the constraint\n", exact.acceptance_rate(), exact.draws());
 
   // Constrained twisted SMC.
-  tsmc::feasibility_twist<tsmc::no_twist> twist(constraint, tsmc::no_twist{});
+  tsmc::feasibility_twist<tsmc::no_twist, Lifted> twist(constraint, tsmc::no_twist{});
   tsmc::twisted_smc smc(w.model, twist, phi, twisted_options, tsmc::systematic{}, tsmc::ess_below(0.5));
   std::vector<double> lower, upper;
   double ess = 0.0, constrained_seconds = 0.0;
