@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
                      "include/tsmc/constraints/regex.hpp)");
   CLI::Option* contains =
       p.app()
-          ->add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
+          .add_option("--contains", s.contains, "the generated text must contain one of these words or phrases")
           ->delimiter(',');
   CLI::Option* grammar = p.text("--grammar", s.grammar,
                                 "the generated text must match this context-free grammar (GBNF, "
