@@ -96,13 +96,17 @@ void fused_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0) * static_cast<std::int64_t>(vocab));
 }
 
+/// CheckFirstRow: smc_options::check_first_row (on by default; the case without it is the
+/// baseline that shows what the default check of the first row costs).
+template <bool CheckFirstRow>
 void sampler_step(benchmark::State& state) {
   const auto particles = static_cast<std::size_t>(state.range(0));
   const matrices m(particles);
   zero_cost_model model{&m.log_p0};
   zero_cost_twist twist{&m.log_psi};
   constant_potential potential;
-  tsmc::twisted_smc smc(model, twist, potential, tsmc::smc_options{.particles = particles, .horizon = horizon},
+  tsmc::twisted_smc smc(model, twist, potential,
+                        tsmc::smc_options{.particles = particles, .horizon = horizon, .check_first_row = CheckFirstRow},
                         tsmc::systematic{}, tsmc::always);
   tsmc::default_engine rng(2);
   const std::vector<tsmc::token> prompt{1};
@@ -118,7 +122,8 @@ void sampler_step(benchmark::State& state) {
 
 BENCHMARK(eigen_pass)->RangeMultiplier(4)->Range(16, 256)->Unit(benchmark::kMicrosecond);
 BENCHMARK(fused_step)->RangeMultiplier(4)->Range(16, 256)->Unit(benchmark::kMicrosecond);
-BENCHMARK(sampler_step)->RangeMultiplier(4)->Range(16, 256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(sampler_step<true>)->Name("sampler_step")->RangeMultiplier(4)->Range(16, 256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(sampler_step<false>)->Name("sampler_step_unchecked")->RangeMultiplier(4)->Range(16, 256)->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
   tsmc_bench::initialize(&argc, argv,
@@ -127,6 +132,8 @@ int main(int argc, char** argv) {
                          "  fused_step/K    the fused proposal pass: logits, logsumexp, one inverse-CDF draw per particle\n"
                          "  sampler_step/K  a whole twisted_smc step (zero-cost model and twist; resampling every\n"
                          "                  step), timed over a T = 32 run and compared per step\n"
+                         "  sampler_step_unchecked/K  the same run with smc_options::check_first_row = false: the\n"
+                         "                  default check of the first row costs sampler_step / this - 1\n"
                          "After the table: CPU-time ratios to the baseline measured in the same run.\n"
                          "Goals: fused_step <= 1.5 x eigen_pass; sampler_step <= 2 x fused_step.\n"
                          "Typical: bench_sampler --benchmark_min_time=0.2");
@@ -138,6 +145,7 @@ int main(int argc, char** argv) {
     const std::string family = name.substr(0, slash), size = name.substr(slash);
     if (family == "fused_step") return {"eigen_pass" + size, 1.0};
     if (family == "sampler_step") return {"fused_step" + size, static_cast<double>(horizon)};
+    if (family == "sampler_step_unchecked") return {"sampler_step" + size, 1.0};
     return {};
   });
   benchmark::RunSpecifiedBenchmarks(&reporter);

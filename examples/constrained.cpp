@@ -118,6 +118,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   tsmc::token_byte_table table = w.token_bytes();
   std::vector<tsmc::token> ends;  // the world's end token (</s>, BOS or the GGUF EOS), if it has one
   if (w.end_token) ends.push_back(*w.end_token);
+  ends.insert(ends.end(), w.end_tokens.begin(), w.end_tokens.end());
   // After a transformer's prompt the continuation keeps its first piece's leading space.
   const tsmc::text_mode mode = is_transformer ? tsmc::text_mode::middle : tsmc::text_mode::start;
   if (!s.grammar.empty()) {
@@ -170,6 +171,7 @@ int run_constrained(const tsmc_examples::program& p, const settings& s, World& w
   tsmc::default_engine rng(s.seed);
   const tsmc::smc_options base_options{.particles = s.particles, .horizon = s.horizon,
                                        .proposal = tsmc::proposal_type::base, .end_token = w.end_token,
+                                       .end_tokens = w.end_tokens,
                                        .check_normalization = true};
   tsmc::smc_options twisted_options = base_options;
   twisted_options.proposal = tsmc::proposal_type::twisted;
@@ -178,7 +180,8 @@ int run_constrained(const tsmc_examples::program& p, const settings& s, World& w
   tsmc::lifted_potential<Lifted> phi(constraint);
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, phi, w.prompt,
-      {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
+      {.horizon = s.horizon, .end_token = w.end_token, .end_tokens = w.end_tokens, .batch = w.sampler_batch,
+       .budget = s.rejection_budget});
   std::vector<tsmc::token_sequence> exact_samples;
   try {
     for (std::size_t m = 0; m < s.runs; ++m) exact_samples.push_back(exact.sample(rng));

@@ -102,6 +102,8 @@ struct model_world {
   std::function<std::string(std::span<const tsmc::token>)> tokens_text;  ///< tokens alone, as text
   /// The tokenizer's byte strings (tsmc::make_token_byte_table), for the constraints layer.
   std::function<tsmc::token_byte_table()> token_bytes;
+  /// Further end tokens (smc_options::end_tokens): a GGUF file's EOT and EOM besides its EOS.
+  std::vector<tsmc::token> end_tokens;
 };
 
 /// @brief A second model over the same p0, for a potential that queries the model while a
@@ -168,7 +170,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t
   world w = make_world(corpus);
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
       std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
-      std::move(w.harmful), 0, 512, {}, {}, {}});
+      std::move(w.harmful), 0, 512, {}, {}, {}, {}});
   m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
                    std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
   return m;
@@ -184,7 +186,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
       {tsmc::word_tokenizer::end_token});
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
       std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
-      std::move(harmful), 0, 512, {}, {}, {}});
+      std::move(harmful), 0, 512, {}, {}, {}, {}});
   m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
                    std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +
                    " grammar sentences in its vocabulary";
@@ -206,7 +208,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> llama2c_world(con
   const std::size_t dim = model.feature_dim();
   auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
       std::move(model), "", false, prompt_text, prompt, tsmc::llama2c::tokenizer::bos, std::move(sentiment),
-      std::move(harmful), dim, 64, {}, {}, {}});
+      std::move(harmful), dim, 64, {}, {}, {}, {}});
   m->description = "llama2.c model " + o.llama2c + ": dim " + std::to_string(cfg.dim) + ", " +
                    std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
                    std::to_string(cfg.vocab_size) + ", seq_len " + std::to_string(cfg.seq_len) +
@@ -260,10 +262,11 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
   const tsmc::transformer::config cfg = model.transformer_config();
   const std::vector<tsmc::token> ends = model.specials().end_tokens();
   const std::optional<tsmc::token> end = ends.empty() ? std::optional<tsmc::token>() : ends.front();
+  const std::vector<tsmc::token> more_ends(ends.size() > 1 ? ends.begin() + 1 : ends.end(), ends.end());
   const std::string architecture = model.architecture();
   const std::size_t dim = model.feature_dim();
   auto m = std::make_unique<model_world<tsmc::transformer::engine>>(model_world<tsmc::transformer::engine>{
-      std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}, {}});
+      std::move(model), "", false, prompt_text, prompt, end, std::move(sentiment), std::move(harmful), dim, 64, {}, {}, {}, {}});
   m->description = "GGUF model " + o.gguf + ": " + architecture + ", dim " + std::to_string(cfg.dim) + ", " +
                    std::to_string(cfg.n_layers) + " layers, " + std::to_string(cfg.n_heads) + " heads, vocab " +
                    std::to_string(cfg.vocab_size) + ", context " + std::to_string(cfg.seq_len) + ", tokenizer " +
@@ -274,6 +277,7 @@ inline std::unique_ptr<model_world<tsmc::transformer::engine>> gguf_world(const 
   };
   m->tokens_text = [decode_after](std::span<const tsmc::token> s) { return decode_after(s, tsmc::token{0}); };
   m->token_bytes = token_bytes;
+  m->end_tokens = more_ends;  // EOT / EOM: every end token of the file finishes a particle
   return m;
 }
 

@@ -90,6 +90,7 @@ struct comparison_settings {
   std::uint64_t seed = 7;             ///< every method's seed
   std::size_t feature_dim = 0;        ///< the width of the model's features() (0: model.feature_dimension())
   std::optional<tsmc::token> end_token = std::nullopt;  ///< the model's end token, if any
+  std::vector<tsmc::token> end_tokens{};                ///< its further end tokens (GGUF: EOT, EOM)
 };
 
 /// @brief One method's measurements.
@@ -134,7 +135,8 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
     method_row r{name, {}, {}, 0, 0, 0.0, 0.0, {}};
     if (objective != nullptr) {
       tsmc::learning_problem problem(model, twist, target, prompt,
-                                     {.batch = s.batch, .horizon = s.horizon, .end_token = s.end_token});
+                                     {.batch = s.batch, .horizon = s.horizon, .end_token = s.end_token,
+                                      .end_tokens = s.end_tokens});
       tsmc::adam optimizer({.learning_rate = s.learning_rate});
       tsmc::bounds_evaluator evaluate(problem, exact, {.particles = s.bound_particles, .runs = 16, .kl_samples = 128});
       auto history = tsmc::train(problem, *objective, optimizer,
@@ -145,12 +147,14 @@ std::vector<method_row> compare_methods(Model& model, Pot& target, Exact& exact,
       histories.push_back(std::move(history));
     }
     tsmc::twisted_smc smc(model, twist, target,
-                          {.particles = s.bound_particles, .horizon = s.horizon, .end_token = s.end_token},
+                          {.particles = s.bound_particles, .horizon = s.horizon, .end_token = s.end_token,
+                           .end_tokens = s.end_tokens},
                           tsmc::systematic{}, tsmc::ess_below(0.5));
     r.bounds = tsmc::estimate_bounds(smc, prompt, exact, s.bound_runs, rng);
     r.kl = tsmc::estimate_kl(smc, prompt, exact, tsmc::log_z_reference::from_upper_bound(r.bounds), kl_sizes, rng);
     tsmc::twisted_smc search(model, twist, target,
-                             {.particles = s.draws, .horizon = s.horizon, .end_token = s.end_token},
+                             {.particles = s.draws, .horizon = s.horizon, .end_token = s.end_token,
+                              .end_tokens = s.end_tokens},
                              tsmc::systematic{}, tsmc::ess_below(0.5));
     const tsmc::smc_result found = search.run(prompt, rng);
     std::set<tsmc::token_sequence> seen;

@@ -117,10 +117,11 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   // ---- 1. The world and the target ------------------------------------------------------------
   const tsmc::token_sequence& prompt = w.prompt;
   const std::optional<tsmc::token> end = w.end_token;  // </s> for the n-gram models, BOS for llama2.c
+  const std::vector<tsmc::token>& ends = w.end_tokens;  // a GGUF file's EOT / EOM
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(0.5));
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, flagged, prompt,
-      {.horizon = s.horizon, .end_token = end, .batch = w.sampler_batch, .budget = s.rejection_budget});
+      {.horizon = s.horizon, .end_token = end, .end_tokens = ends, .batch = w.sampler_batch, .budget = s.rejection_budget});
   if (w.builtin)
     std::printf("built-in world: %zu sentences, %zu words, trigram model; target: \"the\" + %zu words that the "
                 "harm classifier flags (%.1f s)\n",
@@ -137,7 +138,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
       {.vocab_size = V, .max_steps = s.horizon, .hidden_layers = 1, .width = 64, .seed = 2});
   tsmc::default_engine rng(s.seed);
   tsmc::twisted_smc smc(w.model, twist, flagged,
-                        {.particles = s.bound_particles, .horizon = s.horizon, .end_token = end},
+                        {.particles = s.bound_particles, .horizon = s.horizon, .end_token = end, .end_tokens = ends},
                         tsmc::systematic{}, tsmc::ess_below(0.5));
   const tsmc::kl_samples kl_sizes{.proposal_samples = s.kl_samples, .exact_samples = s.kl_samples,
                                   .batch = std::min<std::size_t>(s.kl_samples, 256)};
@@ -150,7 +151,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
 
   // ---- 3. CTL ----------------------------------------------------------------------------------
   tsmc::learning_problem problem(w.model, twist, flagged, prompt,
-                                 {.batch = s.batch, .horizon = s.horizon, .end_token = end});
+                                 {.batch = s.batch, .horizon = s.horizon, .end_token = end, .end_tokens = ends});
   tsmc::ctl objective;
   tsmc::adam optimizer({.learning_rate = s.learning_rate});
   tsmc::bounds_evaluator evaluate(problem, exact,
@@ -193,19 +194,19 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   {
     tsmc::twisted_smc plain(w.model, flat, flagged,
                             {.particles = s.draws, .horizon = s.horizon, .proposal = tsmc::proposal_type::base,
-                             .end_token = end},
+                             .end_token = end, .end_tokens = ends},
                             tsmc::multinomial{}, tsmc::never);
     runs.push_back(plain.run(prompt, rng));
     rows.push_back(describe("plain sampling (p0)", runs.back()));
   }
   {
-    tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
+    tsmc::twisted_smc untwisted(w.model, flat, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end, .end_tokens = ends},
                                 tsmc::systematic{}, tsmc::ess_below(0.5));
     runs.push_back(untwisted.run(prompt, rng));
     rows.push_back(describe("SMC, no twist", runs.back()));
   }
   {
-    tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end},
+    tsmc::twisted_smc twisted(w.model, twist, flagged, {.particles = s.draws, .horizon = s.horizon, .end_token = end, .end_tokens = ends},
                               tsmc::systematic{}, tsmc::ess_below(0.5));
     runs.push_back(twisted.run(prompt, rng));
     rows.push_back(describe("twisted SMC, CTL twist", runs.back()));
@@ -283,7 +284,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
                                          .method = "no twist"};
     tsmc::sweep_options twisted_sweep = base_sweep;
     twisted_sweep.method = "CTL twist";
-    const tsmc::smc_options o{.particles = 1, .horizon = s.horizon, .end_token = end};
+    const tsmc::smc_options o{.particles = 1, .horizon = s.horizon, .end_token = end, .end_tokens = ends};
     std::printf("sweeping K = 1 .. %zu, %zu runs per K and bound\n", s.sweep_max, s.sweep_runs);
     std::vector<tsmc::bounds_report> reports = tsmc::sweep_particles(
         w.model, flat, flagged, o, tsmc::systematic{}, tsmc::ess_below(0.5), prompt, exact, base_sweep, rng);

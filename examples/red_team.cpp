@@ -100,12 +100,14 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(s.threshold));
   auto exact = tsmc::indicator_rejection_sampler(
       w.model, flagged, prompt,
-      {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
+      {.horizon = s.horizon, .end_token = w.end_token, .end_tokens = w.end_tokens, .batch = w.sampler_batch,
+       .budget = s.rejection_budget});
   const tsmc_examples::comparison_settings cs{.horizon = s.horizon, .updates = s.updates, .batch = s.batch,
                                               .learning_rate = s.learning_rate, .bound_particles = s.bound_particles,
                                               .bound_runs = s.bound_runs, .kl_samples = s.kl_samples,
                                               .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
-                                              .feature_dim = w.feature_dim, .end_token = w.end_token};
+                                              .feature_dim = w.feature_dim, .end_token = w.end_token,
+                                              .end_tokens = w.end_tokens};
   std::vector<tsmc::training_history> histories;
   tsmc_examples::precise_log_z log_z;
   const std::vector<tsmc_examples::method_row> rows =

@@ -98,7 +98,8 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
                                               .learning_rate = s.learning_rate, .bound_particles = s.bound_particles,
                                               .bound_runs = s.bound_runs, .kl_samples = s.kl_samples,
                                               .evaluate_every = s.evaluate_every, .draws = s.draws, .seed = s.seed,
-                                              .feature_dim = w.feature_dim, .end_token = w.end_token};
+                                              .feature_dim = w.feature_dim, .end_token = w.end_token,
+                                              .end_tokens = w.end_tokens};
   const char* names[] = {"negative", "neutral", "positive"};
   // The outputs are gathered in memory and written (atomically) once every class has run.
   std::ostringstream csv, history_out;
@@ -113,7 +114,8 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
     tsmc::classifier_potential target(w.sentiment, c);
     auto exact = tsmc::class_rejection_sampler(
         w.model, target, prompt,
-        {.horizon = s.horizon, .end_token = w.end_token, .batch = w.sampler_batch, .budget = s.rejection_budget});
+        {.horizon = s.horizon, .end_token = w.end_token, .end_tokens = w.end_tokens, .batch = w.sampler_batch,
+         .budget = s.rejection_budget});
     std::printf("== class %s ==\n", names[c]);
     std::vector<tsmc::training_history> histories;
     tsmc_examples::precise_log_z log_z;

@@ -11,7 +11,8 @@
 //                             word into one token " word"
 //   tiny_gpt2.gguf            the same shape as a GGUF file with a byte-level BPE ("gpt2")
 //                             tokenizer: the 256 byte symbols, merges that make " word" one token
-//                             for every grammar word, "<|endoftext|>" as EOS
+//                             for every grammar word, "<|endoftext|>" as EOS and "<|eot|>" as
+//                             EOT (the programs end a sequence at either)
 //   with --stories15m-shape, also stories15M_shape.bin and tokenizer_32000.bin: random weights in
 //                             the shape of Karpathy's stories15M.bin (dim 288, hidden 768, 6 layers,
 //                             6 heads, vocab 32000, seq_len 256) and a 32000-token tokenizer (the
@@ -80,7 +81,7 @@ void grammar_pieces(std::size_t vocab, std::vector<std::string>& pieces, std::ve
 
 /// A byte-level BPE vocabulary (GGUF "gpt2") for the grammar: the 256 byte symbols, then for
 /// every word w the merges (" " + w[0..n)) + w[n], so that " w" is one token, then
-/// "<|endoftext|>" (control: EOS).
+/// "<|endoftext|>" (control: EOS) and "<|eot|>" (control: EOT; both end a sequence).
 void grammar_bpe(std::vector<std::string>& tokens, std::vector<tsmc::token_type>& types, std::vector<std::string>& merges) {
   tokens.clear();
   types.clear();
@@ -107,6 +108,8 @@ void grammar_bpe(std::vector<std::string>& tokens, std::vector<tsmc::token_type>
     }
   }
   tokens.emplace_back("<|endoftext|>");
+  types.push_back(tsmc::token_type::control);
+  tokens.emplace_back("<|eot|>");
   types.push_back(tsmc::token_type::control);
 }
 
@@ -156,10 +159,10 @@ int main(int argc, char** argv) {
       shape.vocab_size = static_cast<std::int32_t>(tokens.size());
       tsmc::gguf::contents file = tsmc::gguf::random_model(shape, seed);
       std::erase_if(file.metadata, [](const auto& kv) { return kv.first.rfind("tokenizer.", 0) == 0; });
-      const auto eos = static_cast<tsmc::token>(tokens.size() - 1);
+      const auto eos = static_cast<tsmc::token>(tokens.size() - 2), eot = static_cast<tsmc::token>(tokens.size() - 1);
       const std::size_t vocab = tokens.size();
       tsmc::gguf::add_gpt2_tokenizer(std::move(tokens), types, std::move(merges),
-                                     {.pre = "gpt2", .eos = eos, .add_bos = false}, file.metadata);
+                                     {.pre = "gpt2", .eos = eos, .eot = eot, .add_bos = false}, file.metadata);
       tsmc::gguf::write_file(dir / "tiny_gpt2.gguf", file);
       std::printf("wrote %s (random weights, dim 32, 2 layers, vocab %zu, a gpt2 byte-level BPE tokenizer)\n",
                   (dir / "tiny_gpt2.gguf").string().c_str(), vocab);
