@@ -13,11 +13,8 @@
 //
 //   OMP_NUM_THREADS=1 mpirun -np 2 distributed_overhead [--particles 64] [--horizon 16] [--updates 2]
 //
-// The KV rows: llama2c::model has no slot export / import hooks yet (core/slot_state.hpp), so the
-// model below ships, for each moving particle, a buffer of exactly its KV cache's size (layers x 2
-// x kv_dim x positions floats) and discards what it receives: the bytes moved and the compute are
-// those of a real run, the moved particles' caches are not (the numbers it samples are not a
-// valid SMC run; only its timing is measured).
+// The moved particles ship their real state through llama2c::model's slot hooks (the engine's
+// export_slot / import_slot: the KV cache rows of every layer and position, and the hidden state).
 #include <tsmc/core/random.hpp>
 #include <tsmc/distributed/communicator.hpp>
 #include <tsmc/distributed/smc.hpp>
@@ -53,34 +50,6 @@ const tsmc::llama2c::config stories15m{.dim = 288, .hidden_dim = 768, .n_layers 
                                        .vocab_size = 32000, .seq_len = 256, .shared_classifier = true};
 const tsmc::llama2c::config tiny{.dim = 16, .hidden_dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
                                  .vocab_size = 64, .seq_len = 64, .shared_classifier = true};
-
-/// llama2c::model with slot hooks that move buffers of the KV cache's true size (see the file's
-/// comment: the caches themselves do not move).
-class kv_sized_model {
- public:
-  explicit kv_sized_model(std::shared_ptr<const tsmc::llama2c::checkpoint> w) : inner_(std::move(w)) {}
-  [[nodiscard]] std::size_t vocab_size() const noexcept { return inner_.vocab_size(); }
-  [[nodiscard]] std::size_t max_length() const noexcept { return inner_.max_length(); }
-  [[nodiscard]] const tsmc::feature_matrix& features() const noexcept { return inner_.features(); }
-  void start(std::span<const tsmc::token> prompt, std::size_t particles) { inner_.start(prompt, particles); }
-  void log_probs(tsmc::log_prob_ref out) { inner_.log_probs(out); }
-  void log_probs(tsmc::log_prob_ref out, std::span<const std::uint8_t> active) { inner_.log_probs(out, active); }
-  void append(std::span<const tsmc::token> tokens) { inner_.append(tokens); }
-  void reorder(std::span<const tsmc::particle_index> ancestors) { inner_.reorder(ancestors); }
-  void export_slot(std::size_t, std::vector<std::byte>& out) const {
-    out.resize(out.size() + slot_bytes(), std::byte{0});
-  }
-  void import_slot(std::size_t, std::span<const std::byte> bytes) {
-    if (bytes.size() != slot_bytes()) std::abort();
-  }
-  [[nodiscard]] std::size_t slot_bytes() const {
-    const auto& c = inner_.configuration();
-    return static_cast<std::size_t>(c.n_layers) * 2 * c.kv_dim() * inner_.length() * sizeof(float);
-  }
-
- private:
-  tsmc::llama2c::model inner_;
-};
 
 /// A cheap potential (as bench_end_to_end's): log phi = -0.1 (last token mod 7).
 struct cheap_potential {
@@ -165,7 +134,7 @@ int main(int argc, char** argv) {
     cheap_potential potential;
 
     // --- training: data-parallel CTL updates, K / R particles per rank ---
-    kv_sized_model model(weights);
+    tsmc::llama2c::model model(weights);
     head twist = make_head(c, s.horizon);
     tsmc::learning_problem problem(model, twist, potential, prompt,
                                    tsmc::learning_options{.batch = local, .horizon = s.horizon,
