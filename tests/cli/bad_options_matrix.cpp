@@ -236,6 +236,32 @@ std::vector<row> matrix() {
   add("red_team", {"--threshold", "1"}, "--threshold");
   add("red_team", {"--threshold", "0"}, "--threshold");
   add("red_team", {"--threshold", "-0.5"}, "--threshold");
+  // One bad value on an otherwise tiny run (under a second even unoptimised): a program that took
+  // the value would finish, so the row fails on its exit status and message, not only on the
+  // 2-second limit (a negative seed that wraps, "abc" read as 0, a count of 0 checked late by the
+  // library, an unknown prompt word read as <unk>, an output that is not checked before the work,
+  // an impossible threshold).
+  {
+    const std::vector<std::string> fast = {"--corpus", "100", "--updates", "1", "--batch", "1", "--bound-particles",
+                                           "1", "--bound-runs", "1", "--horizon", "2"};
+    auto with = [](std::vector<std::string> args, std::initializer_list<std::string> more) {
+      args.insert(args.end(), more);
+      return args;
+    };
+    const std::vector<std::string> trained =
+        with(fast, {"--draws", "1", "--kl-samples", "1", "--rejection-budget", "1000"});
+    for (const char* program : {"flagship", "red_team"}) {
+      add(program, with(trained, {"--evaluate-every", "0", "--seed", "-1"}), "--seed");
+      add(program, with(trained, {"--evaluate-every", "0", "--seed", "abc"}), "--seed");
+      add(program, with(trained, {"--evaluate-every", "abc"}), "--evaluate-every");
+      add(program, with(trained, {"--evaluate-every", "0", "--prompt", "Zebra"}), "--prompt");
+      add(program, with(trained, {"--evaluate-every", "0", "--csv", "{dir}/no_such_directory/out.csv"}), "--csv");
+    }
+    add("flagship", with(fast, {"--evaluate-every", "0", "--kl-samples", "1", "--draws", "0"}), "--draws");
+    add("flagship", with(fast, {"--evaluate-every", "0", "--draws", "1", "--kl-samples", "0"}), "--kl-samples");
+    add("red_team", with(trained, {"--evaluate-every", "0", "--threshold", "1.5"}), "--threshold");
+    add("infilling", with(fast, {"--kl-samples", "1", "--continuation", "1", "--observations", "0"}), "--observations");
+  }
   // Conflicting and incomplete options.
   for (const char* program : {"flagship", "red_team", "sentiment", "infilling"}) {
     add(program, {"--arpa", models + "/builtin.arpa", "--llama2c", models + "/tiny.bin", "--tokenizer",

@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -144,6 +145,43 @@ TEST_CASE("write failures: a classifier save on a full file system throws, keeps
     const std::vector<std::size_t> labels{0, 1, static_cast<std::size_t>(variant), 1};
     tsmc::bag_of_words_classifier::train(sentences, labels, 2, 6).save(p.string());
   });
+}
+
+TEST_CASE("write failures: a classifier larger than the stream's buffer: the error during write() leaves no temporary",
+          "[reliability]") {
+  // The classifier above fits the stream's buffer, so its write error shows only at the close. A
+  // classifier of a few tens of kilobytes fails inside bag_of_words_classifier::write (which
+  // throws): the save must still remove its temporary file (a save that wrote the temporary file
+  // itself and threw from write() left it behind) and keep the previous file.
+  auto save = [](const fs::path& p, int variant) {
+    constexpr Eigen::Index vocabulary = 1024;
+    Eigen::MatrixXd weights(2, vocabulary);
+    for (Eigen::Index i = 0; i < 2; ++i)
+      for (Eigen::Index j = 0; j < vocabulary; ++j)
+        weights(i, j) = std::sqrt(2.0 + static_cast<double>(i * vocabulary + j + variant));  // ~17 digits each
+    tsmc::bag_of_words_classifier c(2, static_cast<std::size_t>(vocabulary));
+    c.set_parameters(weights, Eigen::Vector2d(0.5, -0.5));
+    c.save(p.string());
+  };
+  full_directory dir;
+  const fs::path file = dir.path() / "classifier.txt";
+  save(file, 0);
+  const std::string before = read_bytes(file);
+  REQUIRE(before.size() > 32 * 1024);  // larger than any stream buffer: the write fails inside write()
+  dir.fill();
+  const std::set<std::string> names = listing(dir.path());
+  INFO("tmpfs mounted: " << dir.mounted());
+  bool threw = false;
+  try {
+    save(file, 1);
+  } catch (const tsmc::runtime_error& e) {
+    threw = true;
+    CHECK_THAT(e.what(), Catch::Contains("tsmc::bag_of_words_classifier::"));
+  }
+  dir.release();
+  CHECK(threw);
+  CHECK(read_bytes(file) == before);
+  CHECK(listing(dir.path()) == names);
 }
 
 TEST_CASE("write failures: save_parameters on a full file system throws and keeps the previous file",
