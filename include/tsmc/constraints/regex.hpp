@@ -87,6 +87,48 @@ using code_point_set = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
 
 inline constexpr std::uint32_t max_code_point = 0x10FFFF;
 
+/// Decodes one well-formed UTF-8 code point of `text` at `pos` and advances `pos` past it (the
+/// regex and grammar parsers' reading of their own text). Ill-formed input (a bad lead byte, a
+/// truncated, overlong or surrogate sequence, a value above U+10FFFF) returns false with
+/// `problem` saying which; `pos` is then somewhere inside the sequence.
+[[nodiscard]] inline bool decode_code_point(std::string_view text, std::size_t& pos, std::uint32_t& out,
+                                            std::string& problem) {
+  const auto c0 = static_cast<unsigned char>(text[pos++]);
+  if (c0 < 0x80) {
+    out = c0;
+    return true;
+  }
+  std::size_t n = 0;
+  std::uint32_t c = 0;
+  if (c0 >= 0xC2 && c0 <= 0xDF) {
+    n = 1;
+    c = c0 & 0x1F;
+  } else if (c0 >= 0xE0 && c0 <= 0xEF) {
+    n = 2;
+    c = c0 & 0x0F;
+  } else if (c0 >= 0xF0 && c0 <= 0xF4) {
+    n = 3;
+    c = c0 & 0x07;
+  } else {
+    problem = "byte " + std::to_string(c0);
+    return false;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (pos >= text.size() || (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80) {
+      problem = "a truncated sequence";
+      return false;
+    }
+    c = (c << 6) | (static_cast<unsigned char>(text[pos++]) & 0x3F);
+  }
+  const std::uint32_t least = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
+  if (c < least || c > max_code_point || (c >= 0xD800 && c <= 0xDFFF)) {
+    problem = "an overlong, surrogate or out-of-range sequence";
+    return false;
+  }
+  out = c;
+  return true;
+}
+
 inline code_point_set normalized(code_point_set s) {
   std::sort(s.begin(), s.end());
   code_point_set out;
@@ -231,29 +273,9 @@ class parser {
   /// Decodes one UTF-8 code point of the pattern at pos_.
   std::uint32_t code_point() {
     const std::size_t at = pos_;
-    const auto c0 = static_cast<unsigned char>(text_[pos_++]);
-    if (c0 < 0x80) return c0;
-    std::size_t n = 0;
     std::uint32_t c = 0;
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-      n = 1;
-      c = c0 & 0x1F;
-    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-      n = 2;
-      c = c0 & 0x0F;
-    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-      n = 3;
-      c = c0 & 0x07;
-    } else {
-      fail_at(at, "expected valid UTF-8", "byte " + std::to_string(c0));
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (at_end() || (static_cast<unsigned char>(peek()) & 0xC0) != 0x80) fail_at(at, "expected valid UTF-8", "a truncated sequence");
-      c = (c << 6) | (static_cast<unsigned char>(text_[pos_++]) & 0x3F);
-    }
-    const std::uint32_t least = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
-    if (c < least || c > max_code_point || (c >= 0xD800 && c <= 0xDFFF))
-      fail_at(at, "expected valid UTF-8", "an overlong, surrogate or out-of-range sequence");
+    std::string problem;
+    if (!decode_code_point(text_, pos_, c, problem)) fail_at(at, "expected valid UTF-8", problem);
     return c;
   }
 
