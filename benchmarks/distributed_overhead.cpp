@@ -6,12 +6,14 @@
 //
 //   training   a data-parallel CTL update (distributed::data_parallel): each rank samples its
 //              K / R particles and accumulates the loss; one MPI_Allreduce of the whole gradient
-//              (9.3 M doubles, 74 MB), the loss and the ESS; an Adam step;
+//              (9.3 M doubles, 74 MB; with --float-gradients 9.3 M floats, 37 MB, and the loss and
+//              the ESS in a second, 2-double allreduce), the loss and the ESS; an Adam step;
 //   smc        a distributed twisted SMC run of K particles over the ranks, resampling at every
 //              step (the most communication): per step one allgather of the K log-weights, per
 //              resampling the particles that change rank with their KV cache rows.
 //
 //   OMP_NUM_THREADS=1 mpirun -np 2 distributed_overhead [--particles 64] [--horizon 16] [--updates 2]
+//       [--float-gradients]
 //
 // The moved particles ship their real state through llama2c::model's slot hooks (the engine's
 // export_slot / import_slot: the KV cache rows of every layer and position, and the hidden state).
@@ -81,6 +83,7 @@ struct settings {
   std::size_t horizon = 16;
   std::size_t updates = 2;
   bool small = false;
+  bool float_gradients = false;  // --float-gradients: gradient_transfer::single_precision
 };
 
 settings parse(int argc, char** argv, bool root) {
@@ -98,9 +101,10 @@ settings parse(int argc, char** argv, bool root) {
     else if (a == "--horizon") s.horizon = value();
     else if (a == "--updates") s.updates = value();
     else if (a == "--small") s.small = true;
+    else if (a == "--float-gradients") s.float_gradients = true;
     else {
       if (root)
-        std::printf("usage: mpirun -np R distributed_overhead [--particles K] [--horizon T] [--updates N] [--small]\n"
+        std::printf("usage: mpirun -np R distributed_overhead [--particles K] [--horizon T] [--updates N] [--small] [--float-gradients]\n"
                     "  the share of wall time inside MPI collectives in a data-parallel CTL update and in a\n"
                     "  distributed SMC run (resampling every step) at the stories15M shape (--small: a tiny model)\n");
       std::exit(a == "--help" || a == "-h" ? 0 : 2);
@@ -140,7 +144,10 @@ int main(int argc, char** argv) {
                                    tsmc::learning_options{.batch = local, .horizon = s.horizon,
                                                           .check_normalization = false});
     tsmc::ctl<> objective;
-    tsmc::distributed::data_parallel<tsmc::ctl<>> parallel(comm, objective);
+    tsmc::distributed::data_parallel<tsmc::ctl<>> parallel(
+        comm, objective,
+        s.float_gradients ? tsmc::distributed::gradient_transfer::single_precision
+                          : tsmc::distributed::gradient_transfer::double_precision);
     tsmc::adam optimizer(tsmc::adam_options{.learning_rate = 1e-3});
     tsmc::default_engine rng = tsmc::distributed::training_engine(5, comm.rank());
     std::size_t gradient_size = 0;
@@ -183,7 +190,13 @@ int main(int argc, char** argv) {
       return max_over_ranks(comm, best);
     };
     std::vector<double> gradient(gradient_size + 2, 1.0);
-    const double allreduce_alone = timed([&] { comm.allreduce_sum(std::span<double>(gradient)); });
+    std::vector<float> float_gradient(gradient_size, 1.0f);
+    const double allreduce_alone =
+        s.float_gradients ? timed([&] {
+          comm.allreduce_sum(std::span<float>(float_gradient));
+          comm.allreduce_sum(std::span<double>(gradient).first(2));
+        })
+                          : timed([&] { comm.allreduce_sum(std::span<double>(gradient)); });
     std::vector<double> weights_flags(2 * local, 0.0);
     const double allgather_alone = timed([&] { (void)comm.allgather(weights_flags); });
     const std::size_t resamplings_done = run.moved_bytes.size();
@@ -212,9 +225,9 @@ int main(int argc, char** argv) {
                   s.small ? "tiny" : "stories15M", c.dim, c.n_layers, c.vocab_size, comm.size(), s.particles, local,
                   s.horizon);
       std::printf("training: %zu CTL update(s) in %.3f s on rank 0, %.4f s in collectives: communication share %.2f%% "
-                  "(max over ranks %.2f%%); gradient %zu doubles allreduced per update\n",
+                  "(max over ranks %.2f%%); gradient %zu %s allreduced per update\n",
                   s.updates, train_seconds, train_comm, 100.0 * train_comm / train_seconds, 100.0 * train_share_max,
-                  gradient_size);
+                  gradient_size, s.float_gradients ? "floats" : "doubles");
       std::printf("smc: %zu steps in %.3f s on rank 0, %.4f s in collectives: communication share %.2f%% (max over "
                   "ranks %.2f%%); %zu resamplings, %.1f particles and %.0f bytes moved between ranks per resampling "
                   "(%.0f bytes in all)\n",

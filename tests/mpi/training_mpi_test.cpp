@@ -136,6 +136,62 @@ TEST_CASE("R ranks of K particles update as one process on the same R K particle
   for (std::size_t u = 0; u < updates; ++u) CHECK(std::abs(h.records[u].loss - losses[u]) <= 1e-11 * (1 + std::abs(losses[u])));
 }
 
+TEST_CASE("single-precision gradient transfer: half the bytes, the same parameters on every rank, the double "
+          "update to float rounding", "[mpi]") {
+  distributed::communicator comm;
+  learning_toy toy(true, 3);
+  rl objective;
+  std::vector<std::vector<double>> gradients;
+  std::vector<std::uint64_t> bytes;
+  // The same update from the same state and streams, once per precision on the wire.
+  for (const auto transfer : {distributed::gradient_transfer::double_precision,
+                              distributed::gradient_transfer::single_precision}) {
+    tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+    randomize(twist, 7, 0.3);
+    auto problem = toy.learning(twist, 8);
+    distributed::data_parallel<rl> parallel(comm, objective, transfer);
+    default_engine rng = distributed::training_engine(42, comm.rank());
+    twist.zero_gradient();
+    auto batch = parallel.sample(problem, rng);
+    comm.reset_stats();
+    (void)parallel.accumulate(problem, batch, rng);
+    bytes.push_back(comm.stats().bytes_sent);
+    std::vector<double> g;
+    for (const auto& block : twist.parameters()) g.insert(g.end(), block.gradient.data(), block.gradient.data() + block.gradient.size());
+    gradients.push_back(g);
+    gradient_step sgd;
+    auto blocks = twist.parameters();
+    sgd.step(blocks);
+    CHECK(same_on_every_rank(comm, twist));
+  }
+  // The gradient's bytes halve (the loss and the ESS stay two doubles).
+  const std::uint64_t n = gradients[0].size();
+  CHECK(bytes[0] == (n + 2) * sizeof(double));
+  CHECK(bytes[1] == n * sizeof(float) + 2 * sizeof(double));
+  // Each rank's partial sum is rounded to float (2^-24 relative) and the float sum of R of them
+  // rounds R - 1 more times: |g_float - g_double| <= 2 R 2^-24 max|partial| <= 2 R^2 2^-24 max|g|
+  // (a partial is at most R times the mean); a dropped rank or a missing 1/R moves entries by O(1).
+  double largest = 0.0, worst = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    largest = std::max(largest, std::abs(gradients[0][i]));
+    worst = std::max(worst, std::abs(gradients[1][i] - gradients[0][i]));
+  }
+  const double R = static_cast<double>(comm.size());
+  INFO("ranks " << comm.size() << ": largest gradient entry " << largest << ", largest float-double difference " << worst);
+  CHECK(largest > 0.0);
+  CHECK(worst <= 2.0 * R * R * std::ldexp(1.0, -24) * largest);
+  CHECK(worst > 0.0);  // the float path did round
+  // distributed::train with single-precision transfer keeps every rank's parameters identical.
+  tabular_twist twist(toy.problem.vocab_size, toy.problem.horizon);
+  randomize(twist, 100 + comm.rank(), 0.3);
+  auto problem = toy.learning(twist, 8);
+  adam optimizer(adam_options{.learning_rate = 0.05});
+  const training_history h = distributed::train(comm, distributed::gradient_transfer::single_precision, problem,
+                                                objective, optimizer, training_options{.updates = 3}, 9);
+  CHECK(h.records.size() == 3);
+  CHECK(same_on_every_rank(comm, twist));
+}
+
 TEST_CASE("data-parallel training writes progress and checkpoints and evaluates on rank 0 only", "[mpi]") {
   distributed::communicator comm;
   learning_toy toy(true, 3);

@@ -150,6 +150,14 @@ class communicator {
     MPI_Allreduce(MPI_IN_PLACE, values.data(), checked_count(values.size(), "allreduce_sum"), MPI_DOUBLE, MPI_SUM, comm_);
   }
 
+  /// @brief Sums `values` element-wise over all ranks, in place, in single precision (MPI_FLOAT):
+  /// half the bytes of the double form.
+  void allreduce_sum(std::span<float> values) {
+    timer t(stats_);
+    count(values.size_bytes(), values.size_bytes() * (size_ - 1));
+    MPI_Allreduce(MPI_IN_PLACE, values.data(), checked_count(values.size(), "allreduce_sum"), MPI_FLOAT, MPI_SUM, comm_);
+  }
+
   /// @brief The largest of `value` over all ranks.
   [[nodiscard]] std::uint64_t allreduce_max(std::uint64_t value) {
     timer t(stats_);

@@ -61,6 +61,16 @@ inline constexpr std::uint64_t training_evaluation_stream = 0x6576616c00000001UL
   return out;
 }
 
+/// @brief How data_parallel ships the gradient between ranks.
+enum class gradient_transfer {
+  /// As doubles: the update equals one process's on the union batch up to the order of sums.
+  double_precision,
+  /// As floats (half the bytes; the loss and the ESS stay doubles): each rank's gradient is
+  /// rounded to float before the sum, so the update differs from the double form by float
+  /// rounding (relative 2^-24 per entry and rank); the parameters stay identical on every rank.
+  single_precision,
+};
+
 /// @brief An objective wrapper that makes any twist-learning objective data-parallel: sample()
 /// is the inner objective's (this rank's share of the batch); accumulate() runs the inner
 /// accumulate, then sums the twist's gradient, the loss and the ESS over the ranks (one
@@ -76,7 +86,10 @@ class data_parallel {
   using batch = typename Objective::batch;
 
   /// @brief Wraps `objective` (not owned) for the ranks of `comm` (not owned).
-  data_parallel(communicator& comm, Objective& objective) : comm_(&comm), objective_(&objective) {}
+  /// @param transfer the gradient's precision on the wire (gradient_transfer)
+  data_parallel(communicator& comm, Objective& objective,
+                gradient_transfer transfer = gradient_transfer::double_precision)
+      : comm_(&comm), objective_(&objective), transfer_(transfer) {}
 
   /// @brief This rank's share of the batch (the inner objective's sample).
   template <class Problem, RandomEngine Engine>
@@ -92,8 +105,18 @@ class data_parallel {
     auto blocks = problem.twist().parameters();
     const double extra[2] = {local.loss, local.ess};
     buffer_ = pack_gradients(std::span<const parameter_block>(blocks), extra);
-    comm_->allreduce_sum(std::span<double>(buffer_));
     const double scale = 1.0 / static_cast<double>(comm_->size());
+    if (transfer_ == gradient_transfer::single_precision) {
+      // The gradient as floats, the loss and the ESS as doubles (two collectives).
+      const std::size_t n = buffer_.size() - 2;
+      float_buffer_.resize(n);
+      for (std::size_t i = 0; i < n; ++i) float_buffer_[i] = static_cast<float>(buffer_[i]);
+      comm_->allreduce_sum(std::span<float>(float_buffer_));
+      comm_->allreduce_sum(std::span<double>(buffer_).subspan(n));
+      for (std::size_t i = 0; i < n; ++i) buffer_[i] = static_cast<double>(float_buffer_[i]);
+    } else {
+      comm_->allreduce_sum(std::span<double>(buffer_));
+    }
     std::size_t at = 0;
     for (auto& block : blocks) {
       for (Eigen::Index i = 0; i < block.gradient.size(); ++i) block.gradient[i] = buffer_[at++] * scale;
@@ -107,7 +130,9 @@ class data_parallel {
  private:
   communicator* comm_;
   Objective* objective_;
+  gradient_transfer transfer_;
   std::vector<double> buffer_;
+  std::vector<float> float_buffer_;
 };
 
 /// @brief Sends rank 0's parameter values to every rank (so that training starts from the same
@@ -162,8 +187,10 @@ struct root_observers {
 /// happen on rank 0 only (evaluations from the engine (seed, training_evaluation_stream, 0));
 /// observers run on rank 0 and a stop is broadcast. Call it on every rank with the same
 /// arguments (each rank its own problem, objective and optimiser over the same model and twist
-/// shape).
+/// shape). `transfer` chooses the gradient's precision on the wire (single_precision halves the
+/// allreduce; gradient_transfer says what it changes).
 /// @param comm the ranks
+/// @param transfer the gradient's precision on the wire (gradient_transfer)
 /// @param problem this rank's learning_problem (its batch is this rank's share K)
 /// @param objective the objective
 /// @param optimizer the optimiser (the same options on every rank)
@@ -179,8 +206,8 @@ struct root_observers {
 ///        alike, or an exception on one rank alone) aborts the job with the rank's message, so
 ///        that no rank waits forever in a collective
 template <class Problem, class Objective, class Optimizer, class Evaluator = no_evaluator, class... Observers>
-training_history train(communicator& comm, Problem& problem, Objective& objective, Optimizer& optimizer,
-                       training_options options, std::uint64_t seed, Evaluator&& evaluate = {},
+training_history train(communicator& comm, gradient_transfer transfer, Problem& problem, Objective& objective,
+                       Optimizer& optimizer, training_options options, std::uint64_t seed, Evaluator&& evaluate = {},
                        Observers&&... observers) {
   constexpr const char* function = "distributed::train";
   check_positive(function, "options.updates", options.updates);
@@ -192,7 +219,7 @@ training_history train(communicator& comm, Problem& problem, Objective& objectiv
   }
   default_engine rng = training_engine(seed, comm.rank());
   default_engine evaluation_rng(stream_seed(seed, training_evaluation_stream, 0));
-  data_parallel<Objective> parallel(comm, objective);
+  data_parallel<Objective> parallel(comm, objective, transfer);
   auto run = [&](auto&&... wrapped_observers) {
     if constexpr (evaluates) {
       auto root_evaluator = [&](default_engine&) -> evaluation {
@@ -214,6 +241,16 @@ training_history train(communicator& comm, Problem& problem, Objective& objectiv
       return run();
     }
   });
+}
+
+/// @brief train() with the gradient shipped as doubles (gradient_transfer::double_precision):
+/// see the overload above.
+template <class Problem, class Objective, class Optimizer, class Evaluator = no_evaluator, class... Observers>
+training_history train(communicator& comm, Problem& problem, Objective& objective, Optimizer& optimizer,
+                       training_options options, std::uint64_t seed, Evaluator&& evaluate = {},
+                       Observers&&... observers) {
+  return train(comm, gradient_transfer::double_precision, problem, objective, optimizer, std::move(options), seed,
+               std::forward<Evaluator>(evaluate), std::forward<Observers>(observers)...);
 }
 
 }  // namespace tsmc::distributed
