@@ -13,6 +13,7 @@
 //   ./build/dev/examples/study --horizon 5 --seed 1 --csv study_T5_s1.csv
 #include "example_report.hpp"
 #include "example_world.hpp"
+#include "program_support.hpp"
 
 #include <tsmc/tsmc.hpp>
 
@@ -50,31 +51,41 @@ std::string fmt(double x) { return tsmc_examples::csv_number(x); }
 
 int main(int argc, char** argv) {
   settings s;
-  CLI::App app{"study: CTL, DPG, SIXO and FUDGE at one horizon and seed on the built-in world's negative-sentiment "
-               "target: KLs against log Z from rejection, bounds on log Z at each K"};
-  app.add_option("--corpus", s.corpus, "sentences of the built-in corpus")->capture_default_str();
-  app.add_option("--horizon", s.horizon, "T, words after the prompt \"the\" (sentences end at </s>)")
-      ->check(CLI::Range(1, 64))
+  tsmc_examples::program p("study",
+                           "study: CTL, DPG, SIXO and FUDGE at one horizon and seed on the built-in world's "
+                           "negative-sentiment target: KLs against log Z from rejection, bounds on log Z at each K");
+  using tsmc_examples::limits;
+  p.count("--corpus", s.corpus, limits::corpus_min, limits::corpus_max, "sentences of the built-in corpus");
+  p.count("--horizon", s.horizon, 1, 64, "T, words after the prompt \"the\" (sentences end at </s>)");
+  p.seed("--seed", s.seed, "the seed of training and measurement (the head's initialisation is fixed)");
+  p.count("--updates", s.updates, 1, limits::updates_max, "updates per method");
+  p.count("--batch", s.batch, 1, limits::particles_max, "particles per update");
+  p.number("--learning-rate", s.learning_rate, 0.0, true, 1.0, false, "Adam's step size, in (0, 1]");
+  p.app()
+      .add_option("--particles", s.particles, "K of the bounds' SMC runs (several allowed)")
+      ->check(CLI::Range(std::size_t{1}, limits::particles_max))
       ->capture_default_str();
-  app.add_option("--seed", s.seed, "the seed of training and measurement (the head's initialisation is fixed)")
-      ->capture_default_str();
-  app.add_option("--updates", s.updates, "updates per method")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch", s.batch, "particles per update")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--learning-rate", s.learning_rate, "Adam's step size")->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--particles", s.particles, "K of the bounds' SMC runs (several allowed)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--bound-runs", s.bound_runs, "runs per bound")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--kl-samples", s.kl_samples, "samples of q and of sigma per KL")->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--log-z-draws", s.log_z_draws, "p0 draws of the rejection sampler that estimates log Z")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--methods", s.methods, "comma-separated subset of CTL,DPG,SIXO,FUDGE")->capture_default_str();
-  app.add_option("--csv", s.csv, "append the rows to this CSV file (header written when it is new)");
-  CLI11_PARSE(app, argc, argv);
-  try {
+  p.count("--bound-runs", s.bound_runs, 1, limits::runs_max, "runs per bound");
+  p.count("--kl-samples", s.kl_samples, 1, limits::samples_max, "samples of q and of sigma per KL");
+  p.count("--log-z-draws", s.log_z_draws, 1, limits::rejection_budget_max,
+          "p0 draws of the rejection sampler that estimates log Z");
+  p.text("--methods", s.methods, "comma-separated subset of CTL,DPG,SIXO,FUDGE");
+  p.output("--csv", s.csv, "append the rows to this CSV file (header written when it is new; the file is "
+                           "replaced atomically with its old rows and the new ones)");
+  p.rule([&] {
+    // Every comma-separated item (empty ones included: "CTL," is a slip) must be a method.
+    for (std::size_t from = 0;;) {
+      const std::size_t comma = s.methods.find(',', from);
+      const std::string m = s.methods.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+      if (m != "CTL" && m != "DPG" && m != "SIXO" && m != "FUDGE")
+        return "--methods must list some of CTL, DPG, SIXO, FUDGE separated by commas, got " +
+               tsmc_examples::quote_value(s.methods);
+      if (comma == std::string::npos) return std::string();
+      from = comma + 1;
+    }
+  });
+  if (const auto status = p.parse(argc, argv)) return *status;
+  return p.run([&] {
     const auto start = std::chrono::steady_clock::now();
     tsmc_examples::world w = tsmc_examples::make_world(s.corpus);
     const tsmc::token_sequence prompt = w.vocabulary.encode("the");
@@ -150,19 +161,19 @@ int main(int argc, char** argv) {
       measure("FUDGE", twist, objective);
     }
     if (!s.csv.empty()) {
-      const bool fresh = !std::ifstream(s.csv).good();
-      std::ofstream out(s.csv, std::ios::app);
-      if (fresh)
-        out << "horizon,method,seed,particles,kl_q_sigma,kl_q_sigma_err,kl_sigma_q,kl_sigma_q_err,lower,lower_se,"
-               "upper,upper_se,gap,log_z,log_z_se,train_seconds\n";
-      out << rows.str();
-      if (!out) throw std::runtime_error("study: could not write " + s.csv);
+      // Append: the old rows (if any) and the new ones, written atomically (a failed write leaves
+      // the old file as it was).
+      std::ostringstream old;
+      if (std::ifstream in(s.csv, std::ios::binary); in) old << in.rdbuf();
+      const std::string before = old.str();
+      p.write_output("--csv", s.csv, [&](std::ostream& out) {
+        if (before.empty())
+          out << "horizon,method,seed,particles,kl_q_sigma,kl_q_sigma_err,kl_sigma_q,kl_sigma_q_err,lower,lower_se,"
+                 "upper,upper_se,gap,log_z,log_z_se,train_seconds\n";
+        out << before << rows.str();
+      });
     }
     std::printf("whole run %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "study: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

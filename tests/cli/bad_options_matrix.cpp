@@ -223,6 +223,24 @@ std::vector<row> matrix() {
        {"--prompt", "--word"}},
       {"bounds_sweep", {{"--particles-max", 1}, {"--runs", 1}}, {"65537", "1000001"}, {"--seed"}, {}, {"--csv"}, {}, {}},
       {"write_example_models", {{"--corpus", 100}}, {"1000001"}, {"--seed"}, {}, {}, {}, {"--out"}},
+      {"study",
+       {{"--corpus", 100}, {"--horizon", 1}, {"--updates", 1}, {"--batch", 1}, {"--bound-runs", 1},
+        {"--kl-samples", 1}, {"--log-z-draws", 1}},
+       {"1000001", "65", "10000001", "65537", "1000001", "1000001", "1000000000001"},
+       {"--seed"},
+       {"--learning-rate"},
+       {"--csv"},
+       {},
+       {"--methods"}},
+      {"constrained",
+       {{"--corpus", 100}, {"--horizon", 1}, {"--particles", 1}, {"--runs", 1}, {"--samples", 0},
+        {"--rejection-budget", 1}},
+       {"1000001", "1025", "65537", "1000001", "1000001", "1000000000001"},
+       {"--seed"},
+       {},
+       {"--csv", "--json"},
+       {"--arpa", "--llama2c", "--tokenizer", "--gguf"},
+       {"--prompt", "--grammar"}},
   };
   for (const program_options& p : model_programs) add_value_rows(rows, p, {});
 
@@ -342,6 +360,14 @@ std::vector<row> matrix() {
     add("llama2c_to_gguf", {"--checkpoint", ckpt, "--tokenizer", models + "/builtin.arpa", "--out", "{dir}/x.gguf"},
         "--tokenizer", 1);
   }
+  // study: the K list, the methods; constrained: one constraint at a time, a grammar that is not one.
+  for (const char* v : {"0", "-1", "abc", "99999999999999999999"}) add("study", {"--particles", v}, "--particles");
+  add("study", {"--methods", "CTL,XYZ"}, "--methods");
+  add("study", {"--methods", "CTL,"}, "--methods");
+  add("constrained", {"--grammar", "json", "--regex", "a"}, "--grammar");
+  add("constrained", {"--grammar", "json", "--contains", "dog"}, "--grammar");
+  add("constrained", {"--corpus", "100", "--grammar", "{dir}/no_such.gbnf"}, "--grammar");
+  add("constrained", {"--corpus", "100", "--grammar", "{existing}"}, "--grammar");
   add("write_example_models", {"--out", "{existing}"}, "--out");
   add("write_example_models", {"--out", "{dir}/no_such_directory/models"}, "--out");
   add("write_example_models", {"--stories15m-shape=maybe"}, "--stories15m-shape");
@@ -362,6 +388,8 @@ const std::map<std::string, std::vector<std::string>> program_outputs = {
     {"compare_objectives", {"--csv"}},
     {"bounds_sweep", {"--csv"}},
     {"train_twist", {"--params"}},
+    {"study", {"--csv"}},
+    {"constrained", {"--csv", "--json"}},
 };
 
 }  // namespace
