@@ -166,13 +166,7 @@ class parser {
   [[nodiscard]] std::string quoted(std::size_t at) const {
     if (at >= text_.size()) return "the end of the grammar";
     if (text_[at] == '\n') return "a newline";
-    std::size_t len = 1;
-    const auto c = static_cast<unsigned char>(text_[at]);
-    if (c >= 0xC0) len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-    std::string q(1, '\'');
-    q.append(text_.substr(at, len));
-    q.push_back('\'');
-    return q;
+    return regex::quoted_character(text_, at);
   }
   [[nodiscard]] bool at_end() const { return pos_ >= text_.size(); }
   [[nodiscard]] char peek() const { return text_[pos_]; }

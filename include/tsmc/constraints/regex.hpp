@@ -87,6 +87,19 @@ using code_point_set = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
 
 inline constexpr std::uint32_t max_code_point = 0x10FFFF;
 
+/// The UTF-8 character of `text` starting at `at` in single quotes ("'x'"), for the parsers'
+/// messages (at < text.size()).
+[[nodiscard]] inline std::string quoted_character(std::string_view text, std::size_t at) {
+  std::size_t len = 1;
+  const auto c = static_cast<unsigned char>(text[at]);
+  if (c >= 0xC0) len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + string.
+  std::string q(1, '\'');
+  q.append(text.substr(at, len));
+  q.push_back('\'');
+  return q;
+}
+
 /// Decodes one well-formed UTF-8 code point of `text` at `pos` and advances `pos` past it (the
 /// regex and grammar parsers' reading of their own text). Ill-formed input (a bad lead byte, a
 /// truncated, overlong or surrogate sequence, a value above U+10FFFF) returns false with
@@ -258,14 +271,7 @@ class parser {
   }
   [[nodiscard]] std::string quoted(std::size_t at) const {
     if (at >= text_.size()) return "the end of the pattern";
-    std::size_t len = 1;
-    const auto c = static_cast<unsigned char>(text_[at]);
-    if (c >= 0xC0) len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-    // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + string.
-    std::string q(1, '\'');
-    q.append(text_.substr(at, len));
-    q.push_back('\'');
-    return q;
+    return quoted_character(text_, at);
   }
   [[nodiscard]] bool at_end() const { return pos_ >= text_.size(); }
   [[nodiscard]] char peek() const { return text_[pos_]; }
