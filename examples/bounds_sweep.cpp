@@ -8,6 +8,7 @@
 // Prints a markdown table (one row per method and K) and writes the figure's data as CSV (the
 // path is checked before the computation). The KL columns are per proposal (the same on every K
 // row of a method); a slightly negative gap is noise when both bounds are tight.
+#include "noisy_twist.hpp"
 #include "program_support.hpp"
 
 #include <tsmc/bounds/estimator.hpp>
@@ -36,21 +37,7 @@
 
 namespace {
 
-/// An approximate twist: the optimal twist psi* with multiplicative noise, log psi = log psi* +
-/// noise (a stand-in for a learned twist).
-struct noisy_twist {
-  tsmc::testing::optimal_twist exact;
-  tsmc::testing::random_twist noise;
-  tsmc::log_prob_matrix scratch{};
-
-  template <class Model>
-  void log_twist(const tsmc::step_context<Model>& ctx, tsmc::log_prob_ref out) {
-    exact.log_twist(ctx, out);
-    scratch.resize(out.rows(), out.cols());
-    noise.log_twist(ctx, scratch);
-    out += scratch;
-  }
-};
+using tsmc_examples::noisy_twist;
 
 struct settings {
   std::size_t particles_max = 256;

@@ -9,6 +9,8 @@
 // Seeds: run m of an estimate draws from its own stream (seed, m) wherever it runs, so the table
 // is the same with any number of ranks (bit for bit, `mpirun -np 1` included). Rank 0 prints and
 // writes the CSV; an error on any rank ends the job with that rank's message.
+#include "noisy_twist.hpp"
+
 #include <tsmc/bounds/exact_samplers.hpp>
 #include <tsmc/bounds/kl.hpp>
 #include <tsmc/bounds/report.hpp>
@@ -39,20 +41,7 @@
 
 namespace {
 
-/// An approximate twist: the optimal twist psi* with multiplicative noise (as in bounds_sweep).
-struct noisy_twist {
-  tsmc::testing::optimal_twist exact;
-  tsmc::testing::random_twist noise;
-  tsmc::log_prob_matrix scratch{};
-
-  template <class Model>
-  void log_twist(const tsmc::step_context<Model>& ctx, tsmc::log_prob_ref out) {
-    exact.log_twist(ctx, out);
-    scratch.resize(out.rows(), out.cols());
-    noise.log_twist(ctx, scratch);
-    out += scratch;
-  }
-};
+using tsmc_examples::noisy_twist;
 
 /// The toy model as a SlotStateModel (core/slot_state.hpp): a slot's state is its generated
 /// prefix, which export_slot writes as bytes and import_slot reads back. This is all a model needs
