@@ -28,6 +28,8 @@
 #include <tsmc/twists/mlp_twist.hpp>
 #include <tsmc/twists/no_twist.hpp>
 
+#include "constraints/constraint_checks.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -38,6 +40,7 @@
 
 using namespace tsmc;
 using namespace tsmc::testing;
+using tsmc_constraints_test::toy_words;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -138,12 +141,6 @@ void check_lifted_against_brute_force(token_dfa& c, const Decode& decode, std::u
     }
     REQUIRE(mismatches == 0);
   }
-}
-
-/// A small word vocabulary for enumerable problems: <unk> <s> </s> a b ab ba (V = 7).
-word_tokenizer toy_words() {
-  const std::vector<std::string> words = {"a", "b", "ab", "ba"};
-  return word_tokenizer(std::span<const std::string>(words));
 }
 
 }  // namespace
@@ -268,38 +265,7 @@ TEST_CASE("feasibility equals enumeration of every continuation within the horiz
       for (std::size_t T : {1u, 2u, 3u, 4u}) {
         CAPTURE(with_end, pattern, T);
         token_dfa c = make_regex_constraint(pattern, words, with_end ? std::vector<token>{2} : std::vector<token>{});
-        // accepted[prefix]: some finished sequence extending prefix (up to T tokens) is accepted.
-        std::map<token_sequence, bool> reachable;
-        auto visit = [&](auto&& self, token_sequence& prefix) -> bool {
-          const bool finished = prefix.size() == T || (with_end && !prefix.empty() && prefix.back() == 2);
-          bool any = false;
-          if (finished) {
-            any = c.accepts(c.run(prefix));
-          } else {
-            for (std::size_t v = 0; v < V; ++v) {
-              prefix.push_back(static_cast<token>(v));
-              any = self(self, prefix) || any;
-              prefix.pop_back();
-            }
-          }
-          reachable[prefix] = any;
-          return any;
-        };
-        token_sequence root;
-        const bool satisfiable = visit(visit, root);
-        REQUIRE(c.satisfiable(T) == satisfiable);
-        std::vector<double> row(V);
-        for (const auto& [prefix, any] : reachable) {
-          const bool finished = prefix.size() == T || (with_end && !prefix.empty() && prefix.back() == 2);
-          if (finished) continue;
-          c.log_feasibility_row(c.run(prefix), T - prefix.size() - 1, row);
-          for (std::size_t v = 0; v < V; ++v) {
-            token_sequence next = prefix;
-            next.push_back(static_cast<token>(v));
-            CAPTURE(prefix, v);
-            REQUIRE((row[v] == 0.0) == reachable.at(next));
-          }
-        }
+        tsmc_constraints_test::check_feasibility_by_enumeration(c, V, T, with_end);
       }
     }
   }

@@ -23,6 +23,8 @@
 #include <tsmc/testing/toy_potentials.hpp>
 #include <tsmc/twists/no_twist.hpp>
 
+#include "constraints/constraint_checks.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -35,6 +37,7 @@
 
 using namespace tsmc;
 using namespace tsmc::testing;
+using tsmc_constraints_test::toy_words;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -90,12 +93,6 @@ const word_tokenizer& story_words() {
     return word_tokenizer(std::span<const std::string>(words));
   }();
   return tok;
-}
-
-/// A small word vocabulary for enumerable problems: <unk> <s> </s> a b ab ba (V = 7).
-word_tokenizer toy_words() {
-  const std::vector<std::string> words = {"a", "b", "ab", "ba"};
-  return word_tokenizer(std::span<const std::string>(words));
 }
 
 /// The recogniser's verdict on every prefix of a text: dead (-1), live (0) or accepted (1).
@@ -382,37 +379,7 @@ TEST_CASE("grammar feasibility equals enumeration of every continuation within t
       for (std::size_t T : {1u, 2u, 3u, 4u}) {
         CAPTURE(with_end, gbnf, T);
         token_grammar c = make_grammar_constraint(gbnf, words, with_end ? std::vector<token>{2} : std::vector<token>{});
-        std::map<token_sequence, bool> reachable;
-        auto visit = [&](auto&& self, token_sequence& prefix) -> bool {
-          const bool finished = prefix.size() == T || (with_end && !prefix.empty() && prefix.back() == 2);
-          bool any = false;
-          if (finished) {
-            any = c.accepts(c.run(prefix));
-          } else {
-            for (std::size_t v = 0; v < V; ++v) {
-              prefix.push_back(static_cast<token>(v));
-              any = self(self, prefix) || any;
-              prefix.pop_back();
-            }
-          }
-          reachable[prefix] = any;
-          return any;
-        };
-        token_sequence root;
-        const bool satisfiable = visit(visit, root);
-        REQUIRE(c.satisfiable(T) == satisfiable);
-        std::vector<double> row(V);
-        for (const auto& [prefix, any] : reachable) {
-          const bool finished = prefix.size() == T || (with_end && !prefix.empty() && prefix.back() == 2);
-          if (finished) continue;
-          c.log_feasibility_row(c.run(prefix), T - prefix.size() - 1, row);
-          for (std::size_t v = 0; v < V; ++v) {
-            token_sequence next = prefix;
-            next.push_back(static_cast<token>(v));
-            CAPTURE(prefix, v);
-            REQUIRE((row[v] == 0.0) == reachable.at(next));
-          }
-        }
+        tsmc_constraints_test::check_feasibility_by_enumeration(c, V, T, with_end);
       }
     }
   }
