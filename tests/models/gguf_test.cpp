@@ -171,22 +171,7 @@ std::vector<double> reference_logits(const gguf::file& f, std::span<const token>
       rotate(k[t], KV, t);
     }
     for (std::size_t t = 0; t < n; ++t) {
-      std::vector<double> att(D, 0.0);
-      for (std::size_t h = 0; h < NH; ++h) {
-        const std::size_t g = h / (NH / NKV);
-        std::vector<double> score(t + 1);
-        double max = -1e300;
-        for (std::size_t s = 0; s <= t; ++s) {
-          double dot = 0.0;
-          for (std::size_t i = 0; i < HS; ++i) dot += q[t][h * HS + i] * k[s][g * HS + i];
-          score[s] = dot / std::sqrt(static_cast<double>(HS));
-          max = std::max(max, score[s]);
-        }
-        double sum = 0.0;
-        for (double& sc : score) sum += (sc = std::exp(sc - max));
-        for (std::size_t s = 0; s <= t; ++s)
-          for (std::size_t i = 0; i < HS; ++i) att[h * HS + i] += score[s] / sum * v[s][g * HS + i];
-      }
+      const std::vector<double> att = llama2c_test::causal_attention(q, k, v, t, NH, NKV, HS);
       const std::vector<double> o = matvec(floats(b + "attn_output.weight"), D, D, att, nullptr);
       for (std::size_t i = 0; i < D; ++i) x[t][i] += o[i];
       const std::vector<double> xb = rmsnorm(x[t], floats(b + "ffn_norm.weight"));

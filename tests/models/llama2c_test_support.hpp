@@ -71,6 +71,32 @@ struct reference_output {
   std::vector<double> logits;
 };
 
+/// Causal multi-head (grouped-query) attention in double at position t of a reference forward
+/// pass: query heads NH, key/value heads NKV, head size HS; q[s], k[s], v[s] the positions'
+/// rotated queries, keys and values.
+inline std::vector<double> causal_attention(const std::vector<std::vector<double>>& q,
+                                            const std::vector<std::vector<double>>& k,
+                                            const std::vector<std::vector<double>>& v, std::size_t t, std::size_t NH,
+                                            std::size_t NKV, std::size_t HS) {
+  std::vector<double> att(NH * HS, 0.0);
+  for (std::size_t h = 0; h < NH; ++h) {
+    const std::size_t g = h / (NH / NKV);
+    std::vector<double> score(t + 1);
+    double max = -1e300;
+    for (std::size_t s = 0; s <= t; ++s) {
+      double dot = 0.0;
+      for (std::size_t i = 0; i < HS; ++i) dot += q[t][h * HS + i] * k[s][g * HS + i];
+      score[s] = dot / std::sqrt(static_cast<double>(HS));
+      max = std::max(max, score[s]);
+    }
+    double sum = 0.0;
+    for (double& sc : score) sum += (sc = std::exp(sc - max));
+    for (std::size_t s = 0; s <= t; ++s)
+      for (std::size_t i = 0; i < HS; ++i) att[h * HS + i] += score[s] / sum * v[s][g * HS + i];
+  }
+  return att;
+}
+
 /// The whole causal forward pass over `tokens`, recomputed from scratch, in double.
 inline reference_output reference_forward(const tsmc::llama2c::config& c, const std::vector<float>& w,
                                           std::span<const tsmc::token> tokens) {
@@ -122,22 +148,7 @@ inline reference_output reference_forward(const tsmc::llama2c::config& c, const 
       rotate(k[t], KV, t);
     }
     for (std::size_t t = 0; t < n; ++t) {
-      std::vector<double> att(D, 0.0);
-      for (std::size_t h = 0; h < NH; ++h) {
-        const std::size_t g = h / (NH / NKV);
-        std::vector<double> score(t + 1);
-        double max = -1e300;
-        for (std::size_t s = 0; s <= t; ++s) {
-          double dot = 0.0;
-          for (std::size_t i = 0; i < HS; ++i) dot += q[t][h * HS + i] * k[s][g * HS + i];
-          score[s] = dot / std::sqrt(static_cast<double>(HS));
-          max = std::max(max, score[s]);
-        }
-        double sum = 0.0;
-        for (double& sc : score) sum += (sc = std::exp(sc - max));
-        for (std::size_t s = 0; s <= t; ++s)
-          for (std::size_t i = 0; i < HS; ++i) att[h * HS + i] += score[s] / sum * v[s][g * HS + i];
-      }
+      const std::vector<double> att = causal_attention(q, k, v, t, NH, NKV, HS);
       const std::vector<double> o = matvec(wo + l * D * D, D, D, att);
       for (std::size_t i = 0; i < D; ++i) x[t][i] += o[i];
       const std::vector<double> xb = rmsnorm(x[t], rms_ffn + l * D);
