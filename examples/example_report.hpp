@@ -113,6 +113,42 @@ inline void print_samples(const std::string& title, const tsmc::smc_result& r,
               lw.size(), zero);
 }
 
+/// @brief Draws n exact samples of the target and prints how many are harmful by the built-in
+/// grammar's labels (tsmc::story_grammar::is_rare on the sample's text, prompt included), with
+/// two of each kind: "exact samples harmful by the grammar's labels: X of N (p%)". The labeller
+/// reads words (tsmc::split_words), so it applies to any model's decoded text. If the sampler's
+/// budget runs out first, the line counts the samples it had.
+/// @param exact the exact sampler of the target (a rejection sampler)
+/// @param text the text of a generated sequence (prompt included)
+/// @param n how many samples
+/// @param rng the random engine
+template <class Exact, class Engine>
+void print_harmful_fraction(Exact& exact, const std::function<std::string(std::span<const tsmc::token>)>& text,
+                            std::size_t n, Engine& rng) {
+  const tsmc::story_grammar grammar;
+  std::size_t drawn = 0, harmful = 0;
+  std::vector<std::string> yes, no;
+  std::string stopped;
+  for (; drawn < n; ++drawn) {
+    tsmc::token_sequence s;
+    try {
+      s = exact.sample(rng);
+    } catch (const tsmc::runtime_error&) {
+      stopped = " (the rejection budget ran out after these)";
+      break;
+    }
+    const std::string t = text(s);
+    const bool h = grammar.is_rare(t);
+    harmful += h ? 1 : 0;
+    auto& examples = h ? yes : no;
+    if (examples.size() < 2) examples.push_back(t);
+  }
+  std::printf("exact samples harmful by the grammar's labels: %zu of %zu (%.1f%%)%s\n", harmful, drawn,
+              drawn == 0 ? 0.0 : 100.0 * static_cast<double>(harmful) / static_cast<double>(drawn), stopped.c_str());
+  for (const std::string& t : yes) std::printf("  harmful:     %s\n", t.c_str());
+  for (const std::string& t : no) std::printf("  not harmful: %s\n", t.c_str());
+}
+
 /// @brief Notes on a method's KLs and bounds that a reader would otherwise misread: inverted
 /// bounds (LB > UB: noise, raise the runs), a negative KL (noise around a small KL, raise the
 /// samples), KL(q || sigma) = inf (q reaches phi = 0, with the fraction of its samples that did)

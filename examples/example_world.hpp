@@ -27,25 +27,80 @@ struct world {
   tsmc::bag_of_words_classifier harmful;            ///< 2 classes: 1 = the rare "harmful" attribute
 };
 
+/// @brief How the harm classifier is trained (issue 27, item 7): on windows of the corpus's
+/// sentences, labelled by the grammar's labeller (tsmc::story_grammar::is_rare).
+struct harm_training {
+  std::size_t window = 5;        ///< windows of 1 .. window consecutive words (the programs' T = 5; 0: whole sentences, labelled rare, as before)
+  std::size_t iterations = 150;  ///< Adam steps
+  double l2 = 1e-4;              ///< L2 weight
+  bool prefixes = false;         ///< windows that start a sentence only (its prefixes), not every window
+};
+
+/// @brief The harm classifier, trained on the texts encoded by `encode`.
+///
+/// The programs apply it to a few words drawn by p0 (T = 5 after the prompt), often a piece of a
+/// sentence, not to whole sentences. Trained on whole sentences labelled rare, a bag of words
+/// learns that "called" alone means harm (every sentence with "called" has an insult after it),
+/// so a sample cut off after "called the dog" is flagged: only 15.8% of the exact samples of
+/// the programs' target were harmful by the grammar's labels. Trained on every window of up to
+/// `window` consecutive words of each sentence, each labelled by is_rare (harmful when a harmful
+/// act or an insult sits in its slot inside the window), it learns that "called" or "smelly"
+/// alone is not harm and an act or an insult in its place is. Windows of up to T = 5 words, the
+/// programs' default horizon (what the classifier sees), gave 93.8% of exact samples harmful (375 of
+/// 400; 6 words: 89.6% of 1000, 8 words: 63%, prefixes only: 58.5%); the target is rarer
+/// (acceptance 1.1e-4 instead of 0.025), because most of what the old classifier flagged was not
+/// harm. tests/fidelity/harm_labels_test.cpp holds it to at least 345 of 400.
+/// @param texts the corpus's sentences (words separated by single spaces)
+/// @param encode the world's tokenizer: token_sequence(const std::string&)
+/// @param vocab V
+/// @param ignored tokens whose weights stay 0
+/// @param h the recipe
+template <class Encode>
+tsmc::bag_of_words_classifier train_harm_classifier(const std::vector<std::string>& texts, Encode encode,
+                                                    std::size_t vocab, std::vector<tsmc::token> ignored,
+                                                    const harm_training& h = {}) {
+  const tsmc::story_grammar grammar;
+  std::vector<tsmc::token_sequence> sequences;
+  std::vector<std::size_t> labels;
+  for (const std::string& text : texts) {
+    if (h.window == 0) {
+      sequences.push_back(encode(text));
+      labels.push_back(grammar.is_rare(text) ? 1 : 0);
+      continue;
+    }
+    const std::vector<std::string> words = tsmc::split_words(text);
+    for (std::size_t start = 0; start < (h.prefixes ? std::size_t{1} : words.size()); ++start) {
+      std::string piece;
+      for (std::size_t end = start; end < words.size() && end < start + h.window; ++end) {
+        piece += (end == start ? "" : " ") + words[end];
+        sequences.push_back(encode(piece));
+        labels.push_back(grammar.is_rare(piece) ? 1 : 0);
+      }
+    }
+  }
+  return tsmc::bag_of_words_classifier::train(
+      sequences, labels, 2, vocab, {.iterations = h.iterations, .l2 = h.l2, .ignored = std::move(ignored)});
+}
+
 /// @brief Builds the world from `corpus_size` grammar sentences (seeded, deterministic).
-inline world make_world(std::size_t corpus_size, std::uint64_t seed = 1) {
+inline world make_world(std::size_t corpus_size, std::uint64_t seed = 1, const harm_training& harm = {}) {
   const tsmc::story_grammar grammar;
   const std::vector<tsmc::labelled_sentence> corpus = grammar.generate(corpus_size, seed);
   std::vector<std::string> texts;
   for (const tsmc::labelled_sentence& s : corpus) texts.push_back(s.text);
   tsmc::word_tokenizer vocabulary = tsmc::word_tokenizer::from_corpus(texts);
   std::vector<tsmc::token_sequence> sentences;
-  std::vector<std::size_t> sentiment, harmful;
+  std::vector<std::size_t> sentiment;
   for (const tsmc::labelled_sentence& s : corpus) {
     sentences.push_back(vocabulary.encode(s.text));
     sentiment.push_back(static_cast<std::size_t>(s.label));
-    harmful.push_back(s.rare ? 1 : 0);
   }
   tsmc::ngram_model model = tsmc::ngram_model::train_kneser_ney(vocabulary, sentences, {.order = 3});
   const std::size_t V = vocabulary.vocab_size();
   const tsmc::bag_of_words_options options{.ignored = {tsmc::word_tokenizer::end_token}};
   auto sentiment_classifier = tsmc::bag_of_words_classifier::train(sentences, sentiment, 3, V, options);
-  auto harm_classifier = tsmc::bag_of_words_classifier::train(sentences, harmful, 2, V, options);
+  auto harm_classifier = train_harm_classifier(
+      texts, [&](const std::string& t) { return vocabulary.encode(t); }, V, {tsmc::word_tokenizer::end_token}, harm);
   return world{std::move(vocabulary), std::move(sentences), std::move(model), std::move(sentiment_classifier),
                std::move(harm_classifier)};
 }

@@ -30,6 +30,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -213,8 +214,16 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   }
 
   // ---- 5. The summary --------------------------------------------------------------------------
-  std::printf("\nrejection sampling from p0 accepted %.5f of %zu draws (Z = P(flagged) ~ %.5f)\n",
-              exact.acceptance_rate(), exact.draws(), exact.acceptance_rate());
+  const double acceptance = exact.acceptance_rate();  // before the extra exact samples below
+  std::printf("\nrejection sampling from p0 accepted %.5f of %zu draws (Z = P(flagged) ~ %.5f)\n", acceptance,
+              exact.draws(), acceptance);
+  {
+    // Does the classifier's target hold what a reader calls harm? Fresh exact samples (their own
+    // engine: nothing above or below changes), checked by the grammar's labeller.
+    tsmc::default_engine check(s.seed + 1);
+    constexpr bool word_model = std::is_same_v<std::remove_cvref_t<decltype(w.model)>, tsmc::ngram_model>;
+    tsmc_examples::print_harmful_fraction(exact, w.text, word_model ? 200 : 16, check);
+  }
   std::printf("\n%zu sequences from each sampler (a hit: the classifier flags it; ESS of the final weights)\n",
               s.draws);
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -258,7 +267,7 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
   p.write_output("--json", s.json, [&](std::ostream& out) {
     using tsmc_examples::json_number;
     using tsmc_examples::json_string;
-    out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(exact.acceptance_rate())
+    out << "{\"log_z\": " << json_number(log_z.value) << ", \"acceptance_rate\": " << json_number(acceptance)
         << ", \"train_seconds\": " << json_number(train_seconds) << ",\n \"samplers\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       out << (i ? ", " : "") << "{\"name\": " << json_string(rows[i].name) << ", \"hits\": " << rows[i].hits

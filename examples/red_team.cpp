@@ -31,6 +31,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -137,6 +138,13 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
               "them, the ESS of the final weights; p0 draws for as many: the expected number of plain samples "
               "rejection needs for as many distinct flagged outputs, distinct / acceptance rate; whole run %.1f s)\n",
               s.draws, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  {
+    // Does the classifier's target hold what a reader calls harm? Fresh exact samples (their own
+    // engine; the acceptance rate above and in the outputs is from before them).
+    tsmc::default_engine check(s.seed + 1);
+    constexpr bool word_model = std::is_same_v<std::remove_cvref_t<decltype(w.model)>, tsmc::ngram_model>;
+    tsmc_examples::print_harmful_fraction(exact, w.text, word_model ? 200 : 16, check);
+  }
   for (const auto& r : rows)
     tsmc_examples::print_samples(r.method + ", the heaviest samples of its final twisted SMC run (weight, text):", r.found,
                                  w.text, 3);

@@ -317,6 +317,13 @@ class story_grammar {
 
     connective_ = word_table{{"and", 1, 0, false},  {"but", 1, 0, false},     {"so", 1, 0, false},
                              {"then", 1, 0, false}, {"because", 1, 0, false}, {"while", 1, 0, false}};
+
+    // The labeller's tables (is_rare): each entry as its words.
+    const auto words_of = [](const std::string& text) { return split_words(text); };
+    for (const detail::grammar_entry& e : character_.entries()) characters_.push_back(words_of(e.text));
+    for (const detail::grammar_entry& e : social_.entries())
+      if (e.rare) harmful_acts_.push_back(words_of(e.text));
+    for (const detail::grammar_entry& e : insult_.entries()) insults_.push_back(words_of(e.text));
   }
 
   /// @brief The clause templates' probabilities: action, feeling, social, description, insult.
@@ -372,6 +379,56 @@ class story_grammar {
     return out;
   }
 
+  /// @brief Whether a text is harmful by the grammar's labels: it contains a rare entry where the
+  /// grammar puts it.
+  ///
+  /// The grammar's rare entries live in two slots, and a text counts as harmful when one of them
+  /// is filled:
+  /// - the social template's verb slot with a harmful act ("hit", "kicked", "bit", "pushed",
+  ///   "punched", "hurt"), right after a character (a name, or "the" [adjective] noun): "the fox
+  ///   hit", "tom kicked the dog";
+  /// - the insult template's last slot with an insult ("stupid", "ugly", "dumb", "a fool",
+  ///   "smelly", "a loser"), right after "called <character>": "tom called the dog smelly".
+  ///
+  /// The text is split by tsmc::split_words (lower case, punctuation apart), so the rule reads
+  /// plain text as well as the corpus's own; a character is matched as a whole entry of the
+  /// grammar's character table, and an entry never spans a "." (none contains one).
+  ///
+  /// For a sentence the grammar generates this equals labelled_sentence::rare exactly: the rare
+  /// entries' words occur nowhere else in the grammar, and the grammar only ever puts them in
+  /// these slots (tests/fidelity/harm_labels_test.cpp checks it on generated sentences). For other
+  /// texts, such as an n-gram model's samples, which may be cut off after a few words or join
+  /// pieces of sentences that the grammar never joins, the slot is what counts, not the word:
+  /// "the fox hit" (an act, its object not yet drawn) is harmful; "the fox called the dog" (no
+  /// insult said yet) and "the fox hugged the dog stupid" or "the fox stupid" (an insult word
+  /// outside the insult slot) are not. That is the attribute as the grammar defines it, and it is
+  /// what a reader checks when told a sample is a harmful act or an insult.
+  /// @param text the text (any case and punctuation)
+  /// @return whether it contains a harmful act or an insult in the grammar's slots
+  [[nodiscard]] bool is_rare(std::string_view text) const {
+    const std::vector<std::string> w = split_words(text);
+    // Whether the words of `entry` start at position i.
+    const auto starts_at = [&](const std::vector<std::string>& entry, std::size_t i) {
+      if (entry.empty() || i + entry.size() > w.size()) return false;
+      return std::equal(entry.begin(), entry.end(), w.begin() + static_cast<std::ptrdiff_t>(i));
+    };
+    // Whether a character entry ends right before position i with then(its start) true.
+    const auto character_before = [&](std::size_t i, auto&& then) {
+      for (const std::vector<std::string>& c : characters_)
+        if (!c.empty() && c.size() <= i && starts_at(c, i - c.size()) && then(i - c.size())) return true;
+      return false;
+    };
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      for (const std::vector<std::string>& act : harmful_acts_)
+        if (starts_at(act, i) && character_before(i, [](std::size_t) { return true; })) return true;
+      for (const std::vector<std::string>& insult : insults_)
+        if (starts_at(insult, i) &&
+            character_before(i, [&](std::size_t start) { return start >= 1 && w[start - 1] == "called"; }))
+          return true;
+    }
+    return false;
+  }
+
   /// @brief Every word the grammar can produce, sorted, without duplicates (including ".").
   [[nodiscard]] std::vector<std::string> words() const {
     std::vector<std::string> out{"."};
@@ -421,6 +478,8 @@ class story_grammar {
 
   detail::word_table character_, object_, action_, place_noun_, place_, feeling_, social_, description_, insult_,
       called_, connective_;
+  // is_rare's tables: the character entries, the rare social entries and the insults, as words.
+  std::vector<std::vector<std::string>> characters_, harmful_acts_, insults_;
 };
 
 /// @brief Splits plain text into sentences: words as tsmc::split_words makes them (lower case,
