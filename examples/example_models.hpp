@@ -153,9 +153,11 @@ std::pair<tsmc::bag_of_words_classifier, tsmc::bag_of_words_classifier> train_cl
     const labelled_corpus& corpus, Encode encode, std::size_t vocab, std::vector<tsmc::token> ignored) {
   std::vector<tsmc::token_sequence> sentences;
   for (const std::string& t : corpus.texts) sentences.push_back(encode(t));
-  const tsmc::bag_of_words_options options{.ignored = std::move(ignored)};
+  const tsmc::bag_of_words_options options{.ignored = ignored};
+  // The harm classifier as make_world trains it (windows labelled by story_grammar::is_rare), so
+  // that --arpa on the built-in model's own ARPA file gives the built-in world's classifier.
   return {tsmc::bag_of_words_classifier::train(sentences, corpus.sentiment, 3, vocab, options),
-          tsmc::bag_of_words_classifier::train(sentences, corpus.harmful, 2, vocab, options)};
+          train_harm_classifier(corpus.texts, encode, vocab, std::move(ignored))};
 }
 
 /// @brief The text of a word model's prompt and sample.
