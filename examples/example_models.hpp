@@ -52,6 +52,7 @@ struct model_options {
   std::string tokenizer;  ///< --tokenizer: the checkpoint's tokenizer.bin
   std::string gguf;       ///< --gguf: a Llama-family GGUF file (empty: not given)
   std::string prompt;     ///< --prompt: the prompt text (empty: the model's default)
+  std::string word_prompt = "the";  ///< a word model's default prompt (the red-team programs: harm_training's "tom")
 };
 
 /// @brief Adds --arpa, --llama2c, --tokenizer, --gguf and --prompt to a program's options, with their
@@ -59,7 +60,7 @@ struct model_options {
 /// excludes --llama2c, --gguf excludes the other three, the prompt must not be empty (program::parse reports a violation and the
 /// program exits with status 2 before anything runs).
 /// @param p the program
-/// @param m where the values go
+/// @param m where the values go (m.word_prompt: the default prompt of a word model, named in the help)
 inline void add_model_options(program& p, model_options& m) {
   CLI::Option* arpa = p.input("--arpa", m.arpa,
                               "p0 = an n-gram model read from this ARPA file (KenLM, SRILM, IRSTLM) instead of the "
@@ -73,8 +74,9 @@ inline void add_model_options(program& p, model_options& m) {
                               "p0 = this GGUF model (llama or qwen2; F32, F16, BF16 or Q8_0; its own \"llama\" or "
                               "\"gpt2\" tokenizer); sequences end at its EOS token (else EOT)");
   p.text("--prompt", m.prompt,
-         "the prompt text (default: \"the\"; with --llama2c or --gguf: \"Once upon a time\"); with a word model every word "
-         "must be in its vocabulary");
+         "the prompt text (default: \"" + m.word_prompt +
+             "\"; with --llama2c or --gguf: \"Once upon a time\"); with a word model every word must be in its "
+             "vocabulary");
   arpa->excludes(llama);
   gguf->excludes(arpa);
   gguf->excludes(llama);
@@ -154,10 +156,12 @@ std::pair<tsmc::bag_of_words_classifier, tsmc::bag_of_words_classifier> train_cl
   std::vector<tsmc::token_sequence> sentences;
   for (const std::string& t : corpus.texts) sentences.push_back(encode(t));
   const tsmc::bag_of_words_options options{.ignored = ignored};
-  // The harm classifier as make_world trains it (windows labelled by story_grammar::is_rare), so
-  // that --arpa on the built-in model's own ARPA file gives the built-in world's classifier.
+  // The harm classifier as make_world trains it (the built-in p0's continuations of the red-team
+  // prompt, labelled by story_grammar::is_rare), so that --arpa on the built-in model's own ARPA
+  // file gives the built-in world's classifier.
   return {tsmc::bag_of_words_classifier::train(sentences, corpus.sentiment, 3, vocab, options),
-          train_harm_classifier(corpus.texts, encode, vocab, std::move(ignored))};
+          train_harm_classifier(draw_harm_examples(builtin_ngram(corpus.texts.size())), encode, vocab,
+                                std::move(ignored))};
 }
 
 /// @brief The text of a word model's prompt and sample.
@@ -171,7 +175,7 @@ inline std::function<std::string(std::span<const tsmc::token>)> word_text(const 
 inline std::unique_ptr<model_world<tsmc::ngram_model>> builtin_world(std::size_t corpus, const std::string& prompt) {
   world w = make_world(corpus);
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(w.model), "", true, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
+      std::move(w.model), "", true, prompt, {}, tsmc::word_tokenizer::end_token, std::move(w.sentiment),
       std::move(w.harmful), 0, 512, {}, {}, {}, {}});
   m->description = "built-in world: " + std::to_string(corpus) + " grammar sentences, " +
                    std::to_string(m->model.vocab_size()) + " words, Kneser-Ney trigram";
@@ -187,7 +191,7 @@ inline std::unique_ptr<model_world<tsmc::ngram_model>> arpa_world(const std::str
       c, [&](const std::string& t) { return model.vocabulary().encode(t); }, model.vocab_size(),
       {tsmc::word_tokenizer::end_token});
   auto m = std::make_unique<model_world<tsmc::ngram_model>>(model_world<tsmc::ngram_model>{
-      std::move(model), "", false, prompt.empty() ? "the" : prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
+      std::move(model), "", false, prompt, {}, tsmc::word_tokenizer::end_token, std::move(sentiment),
       std::move(harmful), 0, 512, {}, {}, {}, {}});
   m->description = "ARPA model " + path + ": order " + std::to_string(m->model.order()) + ", " +
                    std::to_string(m->model.vocab_size()) + " words; classifiers trained on " + std::to_string(corpus) +
@@ -335,8 +339,9 @@ int with_model(program& p, const model_options& o, std::size_t corpus, std::size
                            std::to_string(w->model.max_length()));
       return body(*w);
     }
-    auto w = o.arpa.empty() ? builtin_world(corpus, o.prompt)
-                            : load([&] { return arpa_world(o.arpa, corpus, o.prompt); });
+    const std::string& prompt = o.prompt.empty() ? o.word_prompt : o.prompt;
+    auto w = o.arpa.empty() ? builtin_world(corpus, prompt)
+                            : load([&] { return arpa_world(o.arpa, corpus, prompt); });
     const std::string unknown = unknown_prompt_words(w->model.vocabulary(), w->prompt_text);
     if (!unknown.empty())
       throw option_error("--prompt " + quote_value(w->prompt_text) + ": the model's vocabulary has no word " + unknown +

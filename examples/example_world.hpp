@@ -27,80 +27,127 @@ struct world {
   tsmc::bag_of_words_classifier harmful;            ///< 2 classes: 1 = the rare "harmful" attribute
 };
 
-/// @brief How the harm classifier is trained (issue 27, item 7): on windows of the corpus's
-/// sentences, labelled by the grammar's labeller (tsmc::story_grammar::is_rare).
+/// @brief How the harm classifier is trained (issue 27, item 7): on p0's own continuations of the
+/// red-team prompt, each labelled by the grammar's labeller (tsmc::story_grammar::is_rare).
+///
+/// A bag of words cannot see word order, so what it learns depends on what it is shown. Trained
+/// on whole corpus sentences labelled rare, it learnt that "called" alone means harm (every such
+/// sentence has an insult after it): only 15.8% of its target's exact samples were harmful by the
+/// grammar's labels. Trained on windows of sentences it became precise but flagged almost
+/// nothing p0 writes (acceptance 1.1e-4). After "the", p0's five words are often a jumble ("the
+/// squirrel dog kicked tom" has no character before "kicked" in the grammar's sense), and no
+/// bag of words reaches 90% there (measured: 85-90% at best). After a name ("tom"), the next word
+/// is the verb, and a bag of words trained on what p0 writes there, labelled by the grammar, is
+/// what a reader calls harm: 93.5% of the flagged continuations are harmful at a flag rate of
+/// 0.9% (scratch measurement over 50,000 fresh p0 draws). The red-team programs therefore use the
+/// prompt "tom" on word models by default.
 struct harm_training {
-  std::size_t window = 5;        ///< windows of 1 .. window consecutive words (the programs' T = 5; 0: whole sentences, labelled rare, as before)
-  std::size_t iterations = 150;  ///< Adam steps
-  double l2 = 1e-4;              ///< L2 weight
-  bool prefixes = false;         ///< windows that start a sentence only (its prefixes), not every window
+  std::string prompt = "tom";     ///< the prompt whose continuations are drawn (the red-team programs' default)
+  std::size_t samples = 50000;    ///< continuations drawn from p0
+  std::size_t horizon = 5;        ///< words per continuation (the programs' T), ending early at </s>
+  std::size_t iterations = 300;   ///< Adam steps
+  std::uint64_t seed = 27;        ///< the draws' random engine
 };
 
-/// @brief The harm classifier, trained on the texts encoded by `encode`.
-///
-/// The programs apply it to a few words drawn by p0 (T = 5 after the prompt), often a piece of a
-/// sentence, not to whole sentences. Trained on whole sentences labelled rare, a bag of words
-/// learns that "called" alone means harm (every sentence with "called" has an insult after it),
-/// so a sample cut off after "called the dog" is flagged: only 15.8% of the exact samples of
-/// the programs' target were harmful by the grammar's labels. Trained on every window of up to
-/// `window` consecutive words of each sentence, each labelled by is_rare (harmful when a harmful
-/// act or an insult sits in its slot inside the window), it learns that "called" or "smelly"
-/// alone is not harm and an act or an insult in its place is. Windows of up to T = 5 words, the
-/// programs' default horizon (what the classifier sees), gave 93.8% of exact samples harmful (375 of
-/// 400; 6 words: 89.6% of 1000, 8 words: 63%, prefixes only: 58.5%); the target is rarer
-/// (acceptance 1.1e-4 instead of 0.025), because most of what the old classifier flagged was not
-/// harm. tests/fidelity/harm_labels_test.cpp holds it to at least 345 of 400.
-/// @param texts the corpus's sentences (words separated by single spaces)
+/// @brief Continuations of the harm prompt drawn from p0 and their labels.
+struct harm_examples {
+  std::vector<std::string> continuations;  ///< each continuation's words (</s> dropped), without the prompt
+  std::vector<std::size_t> labels;         ///< 1 when prompt + continuation is harmful by story_grammar::is_rare
+};
+
+/// @brief Draws h.samples continuations of h.prompt from a word model by ancestral sampling and
+/// labels each with the grammar's labeller on the prompt and the continuation together.
+/// @param model p0 (the built-in world's n-gram model; copied: its decoding state is not touched)
+/// @param h the recipe
+inline harm_examples draw_harm_examples(tsmc::ngram_model model, const harm_training& h) {
+  const tsmc::story_grammar grammar;
+  const tsmc::word_tokenizer& vocabulary = model.vocabulary();
+  const tsmc::token_sequence prompt = vocabulary.encode(h.prompt, false);
+  constexpr std::size_t batch = 4096;
+  const std::size_t V = model.vocab_size();
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> log_p(batch, V);
+  tsmc::default_engine rng(h.seed);
+  harm_examples out;
+  while (out.continuations.size() < h.samples) {
+    model.start(prompt, batch);
+    std::vector<tsmc::token_sequence> drawn(batch);
+    std::vector<std::uint8_t> active(batch, 1);
+    std::vector<tsmc::token> next(batch, 0);
+    for (std::size_t t = 0; t < h.horizon; ++t) {
+      model.log_probs(log_p, active);
+      for (std::size_t k = 0; k < batch; ++k) {
+        if (!active[k]) continue;
+        // Inverse CDF over the row; the last token takes what rounding leaves.
+        const double u = tsmc::uniform01(rng);
+        double cumulative = 0.0;
+        tsmc::token x = static_cast<tsmc::token>(V - 1);
+        for (std::size_t v = 0; v < V; ++v) {
+          cumulative += std::exp(log_p(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(v)));
+          if (u < cumulative) {
+            x = static_cast<tsmc::token>(v);
+            break;
+          }
+        }
+        next[k] = x;
+        if (x == tsmc::word_tokenizer::end_token) active[k] = 0;
+        else drawn[k].push_back(x);
+      }
+      model.append(next);
+    }
+    for (std::size_t k = 0; k < batch && out.continuations.size() < h.samples; ++k) {
+      std::string text = vocabulary.decode(drawn[k]);
+      out.labels.push_back(grammar.is_rare(h.prompt + " " + text) ? 1 : 0);
+      out.continuations.push_back(std::move(text));
+    }
+  }
+  return out;
+}
+
+/// @brief The harm classifier: a bag of words over the continuations of `examples` encoded by
+/// `encode` (the world's tokenizer), classes 0 (not harmful) and 1 (harmful).
+/// @param examples the labelled continuations (draw_harm_examples)
 /// @param encode the world's tokenizer: token_sequence(const std::string&)
 /// @param vocab V
 /// @param ignored tokens whose weights stay 0
-/// @param h the recipe
+/// @param iterations Adam steps
 template <class Encode>
-tsmc::bag_of_words_classifier train_harm_classifier(const std::vector<std::string>& texts, Encode encode,
-                                                    std::size_t vocab, std::vector<tsmc::token> ignored,
-                                                    const harm_training& h = {}) {
-  const tsmc::story_grammar grammar;
+tsmc::bag_of_words_classifier train_harm_classifier(const harm_examples& examples, Encode encode, std::size_t vocab,
+                                                    std::vector<tsmc::token> ignored, std::size_t iterations = 300) {
   std::vector<tsmc::token_sequence> sequences;
-  std::vector<std::size_t> labels;
-  for (const std::string& text : texts) {
-    if (h.window == 0) {
-      sequences.push_back(encode(text));
-      labels.push_back(grammar.is_rare(text) ? 1 : 0);
-      continue;
-    }
-    const std::vector<std::string> words = tsmc::split_words(text);
-    for (std::size_t start = 0; start < (h.prefixes ? std::size_t{1} : words.size()); ++start) {
-      std::string piece;
-      for (std::size_t end = start; end < words.size() && end < start + h.window; ++end) {
-        piece += (end == start ? "" : " ") + words[end];
-        sequences.push_back(encode(piece));
-        labels.push_back(grammar.is_rare(piece) ? 1 : 0);
-      }
-    }
-  }
-  return tsmc::bag_of_words_classifier::train(
-      sequences, labels, 2, vocab, {.iterations = h.iterations, .l2 = h.l2, .ignored = std::move(ignored)});
+  sequences.reserve(examples.continuations.size());
+  for (const std::string& text : examples.continuations) sequences.push_back(encode(text));
+  return tsmc::bag_of_words_classifier::train(sequences, examples.labels, 2, vocab,
+                                              {.iterations = iterations, .ignored = std::move(ignored)});
+}
+
+/// @brief The built-in world's p0: a Kneser-Ney trigram on `corpus_size` grammar sentences
+/// (seeded, deterministic), over the corpus's words.
+inline tsmc::ngram_model builtin_ngram(std::size_t corpus_size, std::uint64_t seed = 1) {
+  std::vector<std::string> texts;
+  for (const tsmc::labelled_sentence& s : tsmc::story_grammar().generate(corpus_size, seed)) texts.push_back(s.text);
+  tsmc::word_tokenizer vocabulary = tsmc::word_tokenizer::from_corpus(texts);
+  std::vector<tsmc::token_sequence> sentences;
+  for (const std::string& t : texts) sentences.push_back(vocabulary.encode(t));
+  return tsmc::ngram_model::train_kneser_ney(vocabulary, sentences, {.order = 3});
 }
 
 /// @brief Builds the world from `corpus_size` grammar sentences (seeded, deterministic).
 inline world make_world(std::size_t corpus_size, std::uint64_t seed = 1, const harm_training& harm = {}) {
-  const tsmc::story_grammar grammar;
-  const std::vector<tsmc::labelled_sentence> corpus = grammar.generate(corpus_size, seed);
-  std::vector<std::string> texts;
-  for (const tsmc::labelled_sentence& s : corpus) texts.push_back(s.text);
-  tsmc::word_tokenizer vocabulary = tsmc::word_tokenizer::from_corpus(texts);
+  const std::vector<tsmc::labelled_sentence> corpus = tsmc::story_grammar().generate(corpus_size, seed);
+  tsmc::ngram_model model = builtin_ngram(corpus_size, seed);
+  tsmc::word_tokenizer vocabulary = model.vocabulary();
   std::vector<tsmc::token_sequence> sentences;
   std::vector<std::size_t> sentiment;
   for (const tsmc::labelled_sentence& s : corpus) {
     sentences.push_back(vocabulary.encode(s.text));
     sentiment.push_back(static_cast<std::size_t>(s.label));
   }
-  tsmc::ngram_model model = tsmc::ngram_model::train_kneser_ney(vocabulary, sentences, {.order = 3});
   const std::size_t V = vocabulary.vocab_size();
   const tsmc::bag_of_words_options options{.ignored = {tsmc::word_tokenizer::end_token}};
   auto sentiment_classifier = tsmc::bag_of_words_classifier::train(sentences, sentiment, 3, V, options);
-  auto harm_classifier = train_harm_classifier(
-      texts, [&](const std::string& t) { return vocabulary.encode(t); }, V, {tsmc::word_tokenizer::end_token}, harm);
+  auto harm_classifier =
+      train_harm_classifier(draw_harm_examples(model, harm), [&](const std::string& t) { return vocabulary.encode(t); },
+                            V, {tsmc::word_tokenizer::end_token}, harm.iterations);
   return world{std::move(vocabulary), std::move(sentences), std::move(model), std::move(sentiment_classifier),
                std::move(harm_classifier)};
 }

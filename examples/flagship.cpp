@@ -1,14 +1,15 @@
 // flagship: the point of twisted SMC in one run. On the built-in world (a story-grammar corpus, a
 // Kneser-Ney trigram model p0 trained on it, and a bag-of-words classifier of the corpus's rare
 // "harmful" attribute), the target is sigma(s) proportional to p0(s) 1[P(harmful | s) >= 1/2]:
-// continuations of "the" that the classifier flags, rare under p0. A twist (an MLP head on the
-// model's features) is trained by contrastive twist learning (CTL); then plain sampling, SMC with
+// continuations of "tom" that the classifier flags, rare under p0 (the classifier is trained on
+// p0's continuations of "tom" labelled by the grammar: examples/example_world.hpp, harm_training).
+// A twist (an MLP head on the model's features) is trained by contrastive twist learning (CTL); then plain sampling, SMC with
 // no twist and twisted SMC with the learned twist each draw N sequences, and the program prints
 // how many hit the target, some of them, and the bounds on log Z and the KLs of the twisted
 // proposal before and after training (exact samples of sigma by rejection from p0).
 //
 // --arpa or --llama2c runs the same on another model (the harm classifier is then trained on the
-// built-in grammar's sentences in that model's tokens; see examples/example_models.hpp).
+// same labelled continuations in that model's tokens; see examples/example_models.hpp).
 //
 //   ./build/dev/examples/flagship              # defaults: about 16 s on two cores
 //   ./build/dev/examples/flagship --help
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
   p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
           "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
           "error when they are spent");
+  s.model.word_prompt = tsmc_examples::harm_training{}.prompt;  // the prompt the harm classifier was trained for
   tsmc_examples::add_model_options(p, s.model);
   p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
   if (const auto status = p.parse(argc, argv)) return *status;

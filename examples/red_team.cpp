@@ -1,6 +1,7 @@
 // red_team (the shape of Zhao et al. 2024, Table 2): on the built-in world, the target is
-// sigma(s) proportional to p0(s) 1[P(harmful | s) >= threshold], continuations of "the" that the
-// harm classifier flags. Every learning method (CTL, RL, SIXO, FUDGE, DPG) trains the same MLP
+// sigma(s) proportional to p0(s) 1[P(harmful | s) >= threshold], continuations of "tom" that the
+// harm classifier flags (trained on p0's continuations of "tom" labelled by the grammar:
+// examples/example_world.hpp, harm_training). Every learning method (CTL, RL, SIXO, FUDGE, DPG) trains the same MLP
 // head on the model's features from the same initialisation with the same budget; the table gives
 // KL(q || sigma) and KL(sigma || q) of each learned twisted proposal (Eq. 23, exact samples of
 // sigma by rejection from p0, log Z from the tightest bounds) with standard errors, the bounds on
@@ -9,7 +10,7 @@
 // p0 draws rejection would need for as many distinct flagged outputs.
 //
 // On another model (--arpa, or --llama2c with --tokenizer and --prompt) the harm classifier is
-// trained on the built-in grammar's sentences in that model's tokens (examples/example_models.hpp).
+// trained on the same labelled continuations in that model's tokens (examples/example_models.hpp).
 //
 //   ./build/dev/examples/red_team                         # defaults: about a minute on two cores
 //   ./build/dev/examples/red_team --history-csv h.csv     # KL(sigma || q) during training, per method
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   p.count("--rejection-budget", s.rejection_budget, 1, limits::rejection_budget_max,
           "the most p0 draws rejection sampling (the exact samples of sigma) may use; the run stops with an "
           "error when they are spent");
+  s.model.word_prompt = tsmc_examples::harm_training{}.prompt;  // the prompt the harm classifier was trained for
   tsmc_examples::add_model_options(p, s.model);
   p.rule([&] { return tsmc_examples::evaluate_every_rule(evaluate_every, s.evaluate_every, s.updates); });
   if (const auto status = p.parse(argc, argv)) return *status;

@@ -2,8 +2,8 @@
 // (story_grammar::is_rare) equals the grammar's own labels on generated sentences, reads the
 // slots (not the words) on other text, and the programs' harm classifier (examples/example_world.hpp,
 // the world red_team and flagship build) has a target whose exact samples are harmful by those
-// labels at least 90% of the time. With the old training (whole sentences: harm_training{.window =
-// 0}) 15.8% were, and the second test fails.
+// labels at least 90% of the time. With the old training (whole sentences labelled rare) 15.8%
+// were, and the third test fails.
 #include "../../examples/example_world.hpp"
 
 #include <tsmc/corpus/story_grammar.hpp>
@@ -43,23 +43,30 @@ TEST_CASE("story_grammar::is_rare reads the slots: an act after a character, an 
 
 TEST_CASE("the programs' harm target: at least 90% of its exact samples are harmful by the grammar's labels",
           "[fidelity]") {
-  // red_team's and flagship's defaults: 5000 sentences, "the" + T = 5 words, ending at </s>,
+  // red_team's and flagship's defaults: 5000 sentences, "tom" + T = 5 words, ending at </s>,
   // flagged when P(harmful | s) >= 0.5, exact samples by rejection from p0.
   const tsmc_examples::world w = tsmc_examples::make_world(5000);
   const tsmc::story_grammar grammar;
-  const tsmc::token_sequence prompt = w.vocabulary.encode("the", false);
+  const std::string prompt_text = tsmc_examples::harm_training{}.prompt;
+  const tsmc::token_sequence prompt = w.vocabulary.encode(prompt_text, false);
   tsmc::ngram_model model = w.model;
   tsmc::threshold_potential flagged(tsmc::class_log_prob_score(w.harmful, 1), std::log(0.5));
   auto exact = tsmc::indicator_rejection_sampler(
       model, flagged, prompt,
-      {.horizon = 5, .end_token = tsmc::word_tokenizer::end_token, .batch = 512, .budget = 100'000'000});
+      {.horizon = 5, .end_token = tsmc::word_tokenizer::end_token, .batch = 512, .budget = 10'000'000});
   tsmc::default_engine rng(2027);
-  constexpr std::size_t n = 400;
+  constexpr std::size_t n = 1000;
   std::size_t harmful = 0;
   for (std::size_t i = 0; i < n; ++i)
-    harmful += grammar.is_rare("the " + w.vocabulary.decode(exact.sample(rng))) ? 1 : 0;
-  // At least 345 of 400: a true rate of 0.93 gives fewer with probability 7.1e-7 (binomial,
-  // P(X <= 344 | n = 400, p = 0.93)); the old training's 15.8% gives about 63.
+    harmful += grammar.is_rare(prompt_text + " " + w.vocabulary.decode(exact.sample(rng))) ? 1 : 0;
+  // At least 880 of 1000. Measured over 50,000 fresh p0 draws: 93.5% of the flagged are harmful;
+  // a true rate of 0.92 gives fewer than 880 with probability 2e-7 (binomial, 4.7 sd below the
+  // mean of 920, sd 8.6). The old whole-sentence training (15.8%) gives about 160, and a target
+  // that flags almost nothing (the window-trained classifier, acceptance 5e-5 after "tom") also
+  // fails the acceptance check below.
   INFO(harmful << " of " << n << " harmful; acceptance " << exact.acceptance_rate() << " of " << exact.draws());
-  REQUIRE(harmful >= 345);
+  REQUIRE(harmful >= 880);
+  // The target is not made believable by making it vanishingly rare: about 1% of p0's draws are
+  // flagged (measured 0.92%); 0.005 is 5.6 sd below for ~100,000 draws.
+  REQUIRE(exact.acceptance_rate() >= 0.005);
 }
