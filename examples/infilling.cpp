@@ -149,6 +149,19 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
     r.kl_sigma_q = tsmc::summarize_bound(kl_s);
     std::printf("%-8s measured: conditional log Z in [%.3f, %.3f]  (%.1f s so far)\n", name, r.bounds.lower.mean,
                 r.bounds.upper.mean, elapsed());
+    {
+      // What the twist proposes: one twisted SMC run on the first held-out observation (its own
+      // engine, so the measurements above do not depend on it).
+      const tsmc::infilling_sample& o = held_out[0];
+      features.set_observation(o.observation);
+      auto phi = tsmc_examples::infilling_phi(query, prompt, o.observation);
+      tsmc::twisted_smc smc(w.model, twist, phi, {.particles = s.bound_particles, .horizon = s.horizon},
+                            tsmc::systematic{}, tsmc::ess_below(0.5));
+      tsmc::default_engine sample_rng(s.seed + 3);
+      tsmc_examples::print_samples(std::string(name) + ", one twisted SMC run for [" + w.tokens_text(o.observation) +
+                                       "] (weight, text):",
+                                   smc.run(prompt, sample_rng), w.text, 3);
+    }
     std::fflush(stdout);
     return r;
   };
