@@ -59,7 +59,7 @@ struct harm_examples {
 /// labels each with the grammar's labeller on the prompt and the continuation together.
 /// @param model p0 (the built-in world's n-gram model; copied: its decoding state is not touched)
 /// @param h the recipe
-inline harm_examples draw_harm_examples(tsmc::ngram_model model, const harm_training& h) {
+inline harm_examples draw_harm_examples(tsmc::ngram_model model, const harm_training& h = {}) {
   const tsmc::story_grammar grammar;
   const tsmc::word_tokenizer& vocabulary = model.vocabulary();
   const tsmc::token_sequence prompt = vocabulary.encode(h.prompt, false);
