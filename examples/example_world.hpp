@@ -38,14 +38,14 @@ struct world {
 /// squirrel dog kicked tom" has no character before "kicked" in the grammar's sense), and no
 /// bag of words reaches 90% there (measured: 85-90% at best). After a name ("tom"), the next word
 /// is the verb, and a bag of words trained on what p0 writes there, labelled by the grammar, is
-/// what a reader calls harm: 93.5% of the flagged continuations are harmful at a flag rate of
-/// 0.9% (scratch measurement over 50,000 fresh p0 draws). The red-team programs therefore use the
+/// what a reader calls harm: 92.8% of the flagged continuations are harmful at a flag rate of
+/// 0.91% (measured over 100,000 fresh p0 draws; tests/corpus/harm_fidelity_test.cpp checks it). The red-team programs therefore use the
 /// prompt "tom" on word models by default.
 struct harm_training {
   std::string prompt = "tom";     ///< the prompt whose continuations are drawn (the red-team programs' default)
-  std::size_t samples = 50000;    ///< continuations drawn from p0
+  std::size_t samples = 10000;    ///< continuations drawn from p0 (50,000 gave the same flag rate and precision within 0.3%)
   std::size_t horizon = 5;        ///< words per continuation (the programs' T), ending early at </s>
-  std::size_t iterations = 300;   ///< Adam steps
+  std::size_t iterations = 150;   ///< Adam steps (the library's default)
   std::uint64_t seed = 27;        ///< the draws' random engine
 };
 
@@ -112,7 +112,7 @@ inline harm_examples draw_harm_examples(tsmc::ngram_model model, const harm_trai
 /// @param iterations Adam steps
 template <class Encode>
 tsmc::bag_of_words_classifier train_harm_classifier(const harm_examples& examples, Encode encode, std::size_t vocab,
-                                                    std::vector<tsmc::token> ignored, std::size_t iterations = 300) {
+                                                    std::vector<tsmc::token> ignored, std::size_t iterations = 150) {
   std::vector<tsmc::token_sequence> sequences;
   sequences.reserve(examples.continuations.size());
   for (const std::string& text : examples.continuations) sequences.push_back(encode(text));

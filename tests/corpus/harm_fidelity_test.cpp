@@ -59,14 +59,14 @@ TEST_CASE("the programs' harm target: at least 90% of its exact samples are harm
   std::size_t harmful = 0;
   for (std::size_t i = 0; i < n; ++i)
     harmful += grammar.is_rare(prompt_text + " " + w.vocabulary.decode(exact.sample(rng))) ? 1 : 0;
-  // At least 880 of 1000. Measured over 50,000 fresh p0 draws: 93.5% of the flagged are harmful;
+  // At least 880 of 1000 (934 seen). Over 100,000 other p0 draws 92.8% of the flagged are harmful;
   // a true rate of 0.92 gives fewer than 880 with probability 2e-7 (binomial, 4.7 sd below the
-  // mean of 920, sd 8.6). The old whole-sentence training (15.8%) gives about 160, and a target
+  // mean of 920, sd 8.6). The old whole-sentence training gives 507 (seen, after "tom"), and a target
   // that flags almost nothing (the window-trained classifier, acceptance 5e-5 after "tom") also
   // fails the acceptance check below.
   INFO(harmful << " of " << n << " harmful; acceptance " << exact.acceptance_rate() << " of " << exact.draws());
   REQUIRE(harmful >= 880);
   // The target is not made believable by making it vanishingly rare: about 1% of p0's draws are
-  // flagged (measured 0.92%); 0.005 is 5.6 sd below for ~100,000 draws.
+  // flagged (0.95% here, 0.91% over 100,000 other draws); 0.005 is 15 sd below for ~100,000 draws.
   REQUIRE(exact.acceptance_rate() >= 0.005);
 }
