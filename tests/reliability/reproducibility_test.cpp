@@ -199,9 +199,9 @@ TEST_CASE("golden digest of a short CTL training run: its parameters after 8 upd
   INFO("CTL " << hex(one));
 #if TSMC_TEST_DIGEST_SET == 0
   CHECK(one == 0xe19f42fb335fcc89ULL);  // issue 27: CTL reports sum_t log Zhat_t (was + T log K)
+#elif TSMC_TEST_DIGEST_SET == 1
+  CHECK(one == 0x7bcd87c471f37878ULL);  // recorded with g++ 12 -O3 -march=native after issue 27's loss change
 #else
-  // The -march=native digest of the CTL run was recorded before issue 27 changed the CTL loss's
-  // reported value; it is to be recorded anew on a host build.
   WARN("no golden digest recorded for this instruction set: CTL " << hex(one));
 #endif
 }
