@@ -126,9 +126,9 @@ int run(const tsmc_examples::program& p, const settings& s, World& w) {
       w.model, flagged, prompt,
       {.horizon = s.horizon, .end_token = end, .end_tokens = ends, .batch = w.sampler_batch, .budget = s.rejection_budget});
   if (w.builtin)
-    std::printf("built-in world: %zu sentences, %zu words, trigram model; target: \"the\" + %zu words that the "
+    std::printf("built-in world: %zu sentences, %zu words, trigram model; target: \"%s\" + %zu words that the "
                 "harm classifier flags (%.1f s)\n",
-                s.corpus, w.model.vocab_size(), s.horizon, elapsed());
+                s.corpus, w.model.vocab_size(), w.prompt_text.c_str(), s.horizon, elapsed());
   else
     std::printf("%s\ntarget: \"%s\" + %zu tokens that the harm classifier flags (%.1f s)\n", w.description.c_str(),
                 w.prompt_text.c_str(), s.horizon, elapsed());
