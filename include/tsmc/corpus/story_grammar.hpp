@@ -185,13 +185,14 @@ class word_table {
 /// About 260 distinct words; the number of distinct sentences is in the billions (5000 draws are
 /// nearly all distinct). Sentiment probabilities (exact, from label_probabilities()): 0.379
 /// negative, 0.259 neutral, 0.362 positive; the rare attribute in 1.60% of sentences.
-class story_grammar {
+template <class Lazy = void>
+class basic_story_grammar {
  public:
   /// @brief The probability that a sentence has two clauses joined by a connective.
   static constexpr double two_clause_probability = 0.4;
 
   /// @brief Builds the grammar's tables.
-  story_grammar() {
+  basic_story_grammar() {
     using detail::word_table;
     const word_table names{{"tom", 1, 0, false}, {"lily", 1, 0, false}, {"max", 1, 0, false}, {"mia", 1, 0, false},
                            {"ben", 1, 0, false}, {"sara", 1, 0, false}, {"sam", 1, 0, false}, {"anna", 1, 0, false},
@@ -481,6 +482,10 @@ class story_grammar {
   // is_rare's tables: the character entries, the rare social entries and the insults, as words.
   std::vector<std::vector<std::string>> characters_, harmful_acts_, insults_;
 };
+
+/// @brief The library's story_grammar: basic_story_grammar is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using story_grammar = basic_story_grammar<>;
 
 /// @brief Splits plain text into sentences: words as tsmc::split_words makes them (lower case,
 /// punctuation separate), a sentence ending after each ".", "!" or "?" (kept as its last word);

@@ -38,14 +38,15 @@ struct adam_options {
 ///
 /// The moment buffers are sized at the first step; later steps must pass blocks with the same
 /// names and sizes in the same order (reset() forgets the buffers and the step count).
-class adam {
+template <class Lazy = void>
+class basic_adam {
  public:
   /// @brief An optimiser with the given options.
   /// @param options see adam_options
   /// @throw tsmc::invalid_argument if the learning rate is not positive and finite, a beta is
   /// outside [0, 1), epsilon is not positive and finite, or max_gradient_norm is negative or not
   /// finite
-  explicit adam(const adam_options& options = {}) : options_(options) {
+  explicit basic_adam(const adam_options& options = {}) : options_(options) {
     constexpr const char* function = "adam::adam";
     check_argument(options.learning_rate > 0.0 && std::isfinite(options.learning_rate), function,
                    "options.learning_rate", "must be positive and finite", options.learning_rate);
@@ -154,5 +155,9 @@ class adam {
   std::size_t steps_ = 0;
   double last_norm_ = 0.0;
 };
+
+/// @brief The library's adam: basic_adam is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using adam = basic_adam<>;
 
 }  // namespace tsmc

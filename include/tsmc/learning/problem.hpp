@@ -67,10 +67,11 @@ void write_proposal_row(const weights_report& r, std::size_t k, Row&& row) {
 ///
 /// Keeping the proposal rows costs K x V doubles per step; objectives that take expectations
 /// over the next token (CTL's negatives, DPG) need them.
-class step_recorder {
+template <class Lazy = void>
+class basic_step_recorder {
  public:
   /// @param keep_proposal keep the K x V proposal probabilities of every step
-  explicit step_recorder(bool keep_proposal = false) : keep_proposal_(keep_proposal) {}
+  explicit basic_step_recorder(bool keep_proposal = false) : keep_proposal_(keep_proposal) {}
 
   /// @brief Records one step.
   void on_weights(const weights_report& r) {
@@ -108,6 +109,10 @@ class step_recorder {
   bool keep_proposal_;
   std::vector<recorded_step> steps_;
 };
+
+/// @brief The library's step_recorder: basic_step_recorder is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using step_recorder = basic_step_recorder<>;
 
 /// @brief One run a learner recorded: its result and its steps. The twist's own records (set by
 /// set_recording) belong to the last pass run.

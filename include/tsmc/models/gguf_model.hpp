@@ -299,24 +299,25 @@ class loader {
 /// Error messages name the functions "gguf::model::start" and so on; loading errors name the
 /// file, the key or tensor, and the value. Several models may share one parsed file (the
 /// shared_ptr constructor); the file's mapping is the weights' storage.
-class model : public transformer::engine {
+template <class Lazy = void>
+class basic_model : public transformer::basic_engine<Lazy> {
  public:
   /// @brief A model over a parsed file (shared, not copied).
   /// @param source the parsed GGUF file
   /// @param options the model's options (max_length)
   /// @throw tsmc::invalid_argument if source is null; tsmc::runtime_error naming the file and
   /// the key or tensor if the file is not a supported Llama-family model
-  explicit model(std::shared_ptr<const file> source, const model_options& options = {})
-      : model(detail::loader(std::move(source), options)) {}
+  explicit basic_model(std::shared_ptr<const file> source, const model_options& options = {})
+      : basic_model(detail::loader(std::move(source), options)) {}
 
   /// @brief Parses a GGUF file and builds a model over it.
   /// @param path the .gguf file
   /// @param options the model's options (max_length)
   /// @param mode how the file's bytes are loaded (memory-mapped by default)
   /// @throw tsmc::runtime_error naming the file and the field, key or tensor on a bad file
-  explicit model(const std::filesystem::path& path, const model_options& options = {},
+  explicit basic_model(const std::filesystem::path& path, const model_options& options = {},
                  load_mode mode = load_mode::automatic)
-      : model(std::make_shared<const file>(path, mode), options) {}
+      : basic_model(std::make_shared<const file>(path, mode), options) {}
 
   /// @brief The parsed file.
   [[nodiscard]] const std::shared_ptr<const file>& source() const noexcept { return source_; }
@@ -333,14 +334,19 @@ class model : public transformer::engine {
   }
 
  private:
-  explicit model(detail::loader&& l)
-      : transformer::engine(l.config, std::move(l.weights), l.storage_, "gguf::model"),
+  explicit basic_model(detail::loader&& l)
+      : transformer::basic_engine<Lazy>(l.config, std::move(l.weights), l.storage_, "gguf::model"),
         source_(l.storage_->source), architecture_(std::move(l.architecture)), specials_(l.specials) {}
 
   std::shared_ptr<const file> source_;
   std::string architecture_;
   special_tokens specials_;
 };
+
+/// @brief The library's model: basic_model is a template only so that its member functions (and
+/// the engine's) are compiled in the translation units that use them (docs/architecture.md,
+/// "Compile weight").
+using model = basic_model<>;
 
 static_assert(ModelWithFeatures<model>, "tsmc::gguf::model must model tsmc::ModelWithFeatures");
 

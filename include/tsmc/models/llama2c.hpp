@@ -88,13 +88,14 @@ namespace detail {
 /// Error messages name the functions "llama2c::model::start" and so on. The model holds the
 /// checkpoint through a shared pointer, so several models (say one per thread, or a sampler's and
 /// an exact sampler's) share one copy of the weights.
-class model : public transformer::engine {
+template <class Lazy = void>
+class basic_model : public transformer::basic_engine<Lazy> {
  public:
   /// @brief A model over a loaded checkpoint (shared, not copied).
   /// @param weights the checkpoint
   /// @throw tsmc::invalid_argument if weights is null
-  explicit model(std::shared_ptr<const checkpoint> weights)
-      : transformer::engine(detail::engine_config(detail::non_null(weights)->configuration()),
+  explicit basic_model(std::shared_ptr<const checkpoint> weights)
+      : transformer::basic_engine<Lazy>(detail::engine_config(detail::non_null(weights)->configuration()),
                             detail::engine_weights(*detail::non_null(weights)), weights, "llama2c::model"),
         weights_(std::move(weights)) {}
 
@@ -102,8 +103,8 @@ class model : public transformer::engine {
   /// @param path the .bin file
   /// @param mode how the weights are loaded (memory-mapped by default)
   /// @throw tsmc::runtime_error naming the file and the field on a bad file
-  explicit model(const std::filesystem::path& path, load_mode mode = load_mode::automatic)
-      : model(std::make_shared<const checkpoint>(path, mode)) {}
+  explicit basic_model(const std::filesystem::path& path, load_mode mode = load_mode::automatic)
+      : basic_model(std::make_shared<const checkpoint>(path, mode)) {}
 
   /// @brief The checkpoint's config.
   [[nodiscard]] const config& configuration() const noexcept { return weights_->configuration(); }
@@ -113,6 +114,11 @@ class model : public transformer::engine {
  private:
   std::shared_ptr<const checkpoint> weights_;
 };
+
+/// @brief The library's model: basic_model is a template only so that its member functions (and
+/// the engine's) are compiled in the translation units that use them (docs/architecture.md,
+/// "Compile weight").
+using model = basic_model<>;
 
 static_assert(ModelWithFeatures<model>, "tsmc::llama2c::model must model tsmc::ModelWithFeatures");
 

@@ -33,7 +33,8 @@
 namespace tsmc::llama2c {
 
 /// @brief The llama2.c tokenizer: a vocabulary of byte strings with merge scores.
-class tokenizer {
+template <class Lazy = void>
+class basic_tokenizer {
  public:
   /// @brief The beginning-of-sequence token.
   static constexpr token bos = 1;
@@ -48,7 +49,7 @@ class tokenizer {
   /// exactly after them), or std::nullopt to read entries to the end of the file
   /// @throw tsmc::runtime_error naming the file and the field on an unreadable, truncated or
   /// inconsistent file, or one whose entry count differs from vocab_size
-  explicit tokenizer(const std::filesystem::path& path, std::optional<std::size_t> vocab_size = std::nullopt) {
+  explicit basic_tokenizer(const std::filesystem::path& path, std::optional<std::size_t> vocab_size = std::nullopt) {
     constexpr const char* function = "llama2c::tokenizer::tokenizer";
     detail::require_little_endian(function);
     const std::string file = detail::quoted(path);
@@ -124,7 +125,7 @@ class tokenizer {
   /// @param scores the merge scores, by id
   /// @throw tsmc::invalid_argument if pieces is empty or too large for a token id, the sizes
   /// differ, or a score is not finite
-  tokenizer(std::vector<std::string> pieces, std::vector<float> scores)
+  basic_tokenizer(std::vector<std::string> pieces, std::vector<float> scores)
       : pieces_(std::move(pieces)), scores_(std::move(scores)) {
     constexpr const char* function = "llama2c::tokenizer::tokenizer";
     check_positive(function, "pieces.size()", pieces_.size());
@@ -150,7 +151,7 @@ class tokenizer {
   /// @param eos_id the vocabulary's EOS (tokenizer.ggml.eos_token_id)
   /// @throw tsmc::invalid_argument as the vector constructor does, or if types has another size,
   /// bos_id is not 1, eos_id is not 2, or a byte-typed token is not "<0xHH>" at id HH + 3
-  [[nodiscard]] static tokenizer from_sentencepiece(std::span<const std::string> tokens, std::span<const float> scores,
+  [[nodiscard]] static basic_tokenizer from_sentencepiece(std::span<const std::string> tokens, std::span<const float> scores,
                                                     std::span<const token_type> types = {}, token bos_id = bos,
                                                     token eos_id = eos) {
     constexpr const char* function = "llama2c::tokenizer::from_sentencepiece";
@@ -182,7 +183,7 @@ class tokenizer {
       }
       pieces.push_back(std::move(p));
     }
-    return tokenizer(std::move(pieces), std::vector<float>(scores.begin(), scores.end()));
+    return basic_tokenizer(std::move(pieces), std::vector<float>(scores.begin(), scores.end()));
   }
 
   /// @brief The number of tokens V.
@@ -338,6 +339,10 @@ class tokenizer {
   std::vector<float> scores_;
   std::unordered_map<std::string, token> lookup_;
 };
+
+/// @brief The library's tokenizer: basic_tokenizer is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using tokenizer = basic_tokenizer<>;
 
 /// @brief Writes a tokenizer file (max_token_length is the longest piece, at least 1).
 /// @param path the file to create or overwrite

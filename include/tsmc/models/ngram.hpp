@@ -177,7 +177,8 @@ struct ngram_trie_builder {
 /// fixed width whatever V is, and distinct contexts get distinct features with high probability,
 /// so a twist head reading it can learn context-dependent twists; it costs (N - 1) d hashes per
 /// slot per step.
-class ngram_model {
+template <class Lazy = void>
+class basic_ngram_model {
  public:
   /// @brief The largest order read or trained.
   static constexpr std::size_t max_order = 9;
@@ -201,7 +202,7 @@ class ngram_model {
   /// @return the trained model
   /// @throw tsmc::invalid_argument if the order is outside [2, 5], a token is outside [0, V), a
   /// sentence contains `<s>` or a `</s>` before its end, or there are no sentences
-  [[nodiscard]] static ngram_model train_kneser_ney(const word_tokenizer& vocabulary,
+  [[nodiscard]] static basic_ngram_model train_kneser_ney(const word_tokenizer& vocabulary,
                                                     std::span<const token_sequence> sentences,
                                                     kneser_ney_options options = {}) {
     constexpr const char* function = "ngram_model::train_kneser_ney";
@@ -306,7 +307,7 @@ class ngram_model {
       trie.log10p[v] = is_bos_unigram ? -std::numeric_limits<double>::infinity() : std::log10(prob[v]);
       trie.log10bow[v] = total[v] > 0.0 ? std::log10(discounted[v] / total[v]) : 0.0;
     }
-    ngram_model model(vocabulary, n_max, std::move(trie));
+    basic_ngram_model model(vocabulary, n_max, std::move(trie));
     model.discounts_ = std::move(discounts);
     return model;
   }
@@ -317,7 +318,7 @@ class ngram_model {
   /// @param options the order N in [2, 5]
   /// @return the trained model
   /// @throw tsmc::invalid_argument as the token overload
-  [[nodiscard]] static ngram_model train_kneser_ney(const word_tokenizer& vocabulary,
+  [[nodiscard]] static basic_ngram_model train_kneser_ney(const word_tokenizer& vocabulary,
                                                     std::span<const std::string> sentences,
                                                     kneser_ney_options options = {}) {
     std::vector<token_sequence> encoded;
@@ -348,13 +349,13 @@ class ngram_model {
   /// fields, a number that does not parse, a NaN or +inf, a log10 probability above 0, a
   /// non-finite bow, a word in a higher order that is not a unigram, a repeated n-gram, no
   /// `</s>`, fewer entries than declared, no `\end\`
-  [[nodiscard]] static ngram_model read_arpa(std::istream& in);
+  [[nodiscard]] static basic_ngram_model read_arpa(std::istream& in);
 
   /// @brief Reads an ARPA file (see read_arpa).
   /// @param path the file
   /// @return the model
   /// @throw tsmc::runtime_error if the path is a directory or the file cannot be opened, or as read_arpa
-  [[nodiscard]] static ngram_model load_arpa(const std::string& path) {
+  [[nodiscard]] static basic_ngram_model load_arpa(const std::string& path) {
     std::error_code ignored;
     if (std::filesystem::is_directory(path, ignored))
       throw_runtime_error("ngram_model::load_arpa", "path", "must name an ARPA file, not a directory", path);
@@ -610,7 +611,7 @@ class ngram_model {
   }
 
  private:
-  ngram_model(word_tokenizer vocabulary, std::size_t order, detail::ngram_trie_builder trie)
+  basic_ngram_model(word_tokenizer vocabulary, std::size_t order, detail::ngram_trie_builder trie)
       : vocabulary_(std::move(vocabulary)), vocab_(vocabulary_.vocab_size()), order_(order) {
     finish(trie);
   }
@@ -830,6 +831,10 @@ class ngram_model {
   feature_matrix features_;
 };
 
+/// @brief The library's ngram_model: basic_ngram_model is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using ngram_model = basic_ngram_model<>;
+
 namespace detail {
 
 [[noreturn]] inline void arpa_error(std::size_t line, const std::string& problem, std::string_view got) {
@@ -838,7 +843,8 @@ namespace detail {
 
 }  // namespace detail
 
-inline ngram_model ngram_model::read_arpa(std::istream& in) {
+template <class Lazy>
+basic_ngram_model<Lazy> basic_ngram_model<Lazy>::read_arpa(std::istream& in) {
   detail::text_lines lines(in);
   std::string_view t;
   const std::string eof = "end of file";
@@ -993,7 +999,7 @@ inline ngram_model ngram_model::read_arpa(std::istream& in) {
   if (!lines.next_nonblank(t))
     detail::arpa_error(lines.number() + 1, "truncated: the file must end with '\\end\\'", eof);
   if (t != "\\end\\") detail::arpa_error(lines.number(), "expected '\\end\\' after the last section", t);
-  return ngram_model(word_tokenizer(std::span<const std::string>(words)), order, std::move(trie));
+  return basic_ngram_model(word_tokenizer(std::span<const std::string>(words)), order, std::move(trie));
 }
 
 }  // namespace tsmc

@@ -123,14 +123,15 @@ struct weights_view {
 /// when it grows; reserve(n) allocates room for n positions at once. The weights are held through
 /// the owner pointer given at construction, so several engines (say one per thread) share one
 /// copy. Error messages name the function as "<name>::start" etc., with the name the loader gives.
-class engine {
+template <class Lazy = void>
+class basic_engine {
  public:
   /// @brief An engine over a loader's weights.
   /// @param shape the config (validated by the loader)
   /// @param weights views into storage that `owner` keeps alive
   /// @param owner the storage's owner, held for the engine's lifetime
   /// @param name the class name used in error messages, e.g. "llama2c::model"
-  engine(const config& shape, weights_view weights, std::shared_ptr<const void> owner, const std::string& name)
+  basic_engine(const config& shape, weights_view weights, std::shared_ptr<const void> owner, const std::string& name)
       : config_(shape), view_(std::move(weights)), owner_(std::move(owner)),
         name_start_(name + "::start"), name_log_probs_(name + "::log_probs"), name_logits_(name + "::logits"),
         name_append_(name + "::append"), name_reorder_(name + "::reorder"), name_reserve_(name + "::reserve") {
@@ -769,6 +770,11 @@ class engine {
   std::size_t copied_slots_ = 0;
   std::size_t copied_rows_ = 0;
 };
+
+/// @brief The library's engine: basic_engine is a template only so that its member functions
+/// (the GEMMs above all) are compiled in the translation units that use them (docs/architecture.md,
+/// "Compile weight").
+using engine = basic_engine<>;
 
 static_assert(ModelWithFeatures<engine>, "tsmc::transformer::engine must model tsmc::ModelWithFeatures");
 

@@ -66,7 +66,8 @@ enum class word_case {
 /// word outside the vocabulary to `<unk>` (find() and unknown_words() say which ones would be);
 /// decoding joins words with single spaces. A vocabulary with cased words ("The", "Alice", as
 /// a model trained on cased text has) keeps the case of the text it encodes (word_case).
-class word_tokenizer {
+template <class Lazy = void>
+class basic_word_tokenizer {
  public:
   /// @brief The id of `<unk>`.
   static constexpr token unknown_token = 0;
@@ -76,7 +77,7 @@ class word_tokenizer {
   static constexpr token end_token = 2;
 
   /// @brief A vocabulary of the three special tokens only.
-  word_tokenizer() { add_specials(); }
+  basic_word_tokenizer() { add_specials(); }
 
   /// @brief A vocabulary of the given words, in the given order after the special tokens.
   ///
@@ -85,7 +86,7 @@ class word_tokenizer {
   /// @param letters how encode treats case: automatic (the default) keeps it when a word has an
   /// upper-case ASCII letter
   /// @throw tsmc::invalid_argument if a word is empty, contains whitespace or repeats
-  explicit word_tokenizer(std::span<const std::string> words, word_case letters = word_case::automatic) {
+  explicit basic_word_tokenizer(std::span<const std::string> words, word_case letters = word_case::automatic) {
     add_specials();
     bool cased = false;
     for (const std::string& w : words) {
@@ -103,7 +104,7 @@ class word_tokenizer {
   /// @param max_words the most words kept besides the special tokens (0: no limit)
   /// @return the tokenizer
   /// @throw tsmc::invalid_argument if min_count is 0
-  [[nodiscard]] static word_tokenizer from_corpus(std::span<const std::string> sentences, std::size_t min_count = 1,
+  [[nodiscard]] static basic_word_tokenizer from_corpus(std::span<const std::string> sentences, std::size_t min_count = 1,
                                                   std::size_t max_words = 0) {
     check_positive("word_tokenizer::from_corpus", "min_count", min_count);
     std::unordered_map<std::string, std::size_t> counts;
@@ -118,7 +119,7 @@ class word_tokenizer {
     std::vector<std::string> words;
     words.reserve(ranked.size());
     for (auto& r : ranked) words.push_back(std::move(r.first));
-    return word_tokenizer(std::span<const std::string>(words));
+    return basic_word_tokenizer(std::span<const std::string>(words));
   }
 
   /// @brief V, the number of tokens (special tokens included).
@@ -193,7 +194,7 @@ class word_tokenizer {
   }
 
   /// @brief Equal vocabularies (same words with the same ids).
-  [[nodiscard]] friend bool operator==(const word_tokenizer& a, const word_tokenizer& b) { return a.words_ == b.words_; }
+  [[nodiscard]] friend bool operator==(const basic_word_tokenizer& a, const basic_word_tokenizer& b) { return a.words_ == b.words_; }
 
  private:
   void add_specials() {
@@ -214,5 +215,9 @@ class word_tokenizer {
   std::unordered_map<std::string, token> ids_;
   bool keeps_case_ = false;
 };
+
+/// @brief The library's word_tokenizer: basic_word_tokenizer is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using word_tokenizer = basic_word_tokenizer<>;
 
 }  // namespace tsmc

@@ -64,13 +64,14 @@ struct bag_of_words_options {
 /// the K x V next-token table costs C additions and one C-term logsumexp per entry. The scores
 /// of s + v are accumulated in the same order as those of the sequence itself, so the two forms
 /// agree exactly (bit for bit).
-class bag_of_words_classifier {
+template <class Lazy = void>
+class basic_bag_of_words_classifier {
  public:
   /// @brief A classifier with all weights and biases 0 (uniform over classes).
   /// @param classes C >= 2
   /// @param vocab V > 0
   /// @throw tsmc::invalid_argument if C < 2 or V == 0
-  bag_of_words_classifier(std::size_t classes, std::size_t vocab) {
+  basic_bag_of_words_classifier(std::size_t classes, std::size_t vocab) {
     constexpr const char* function = "bag_of_words_classifier::bag_of_words_classifier";
     check_argument(classes >= 2, function, "classes", "must be at least 2", classes);
     check_positive(function, "vocab", vocab);
@@ -234,13 +235,13 @@ class bag_of_words_classifier {
   /// @param options iterations, step size, L2 weight and ignored tokens
   /// @return the trained classifier
   /// @throw tsmc::invalid_argument on bad data or options
-  [[nodiscard]] static bag_of_words_classifier train(std::span<const token_sequence> sequences,
+  [[nodiscard]] static basic_bag_of_words_classifier train(std::span<const token_sequence> sequences,
                                                      std::span<const std::size_t> labels, std::size_t classes,
                                                      std::size_t vocab, const bag_of_words_options& options = {}) {
     constexpr const char* function = "bag_of_words_classifier::train";
     check_argument(classes >= 2, function, "classes", "must be at least 2", classes);
     check_positive(function, "vocab", vocab);
-    bag_of_words_classifier model(classes, vocab);
+    basic_bag_of_words_classifier model(classes, vocab);
     model.check_data(sequences, labels, function);
     check_positive(function, "options.iterations", options.iterations);
     check_argument(options.learning_rate > 0.0 && std::isfinite(options.learning_rate), function,
@@ -293,7 +294,7 @@ class bag_of_words_classifier {
   /// @throw tsmc::runtime_error "tsmc::bag_of_words_classifier::read: line L: ..." for another
   /// version, a missing or malformed checksum line, a checksum that does not match the contents
   /// (a corrupted file), or a malformed or truncated file
-  [[nodiscard]] static bag_of_words_classifier read(std::istream& in) {
+  [[nodiscard]] static basic_bag_of_words_classifier read(std::istream& in) {
     constexpr const char* function = "bag_of_words_classifier::read";
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw_runtime_error(function, "stream", "must be readable", "a read error");
@@ -339,7 +340,7 @@ class bag_of_words_classifier {
 
   /// @brief Reads a classifier from a file (see read).
   /// @throw tsmc::runtime_error if the file cannot be opened, or as read
-  [[nodiscard]] static bag_of_words_classifier load(const std::string& path) {
+  [[nodiscard]] static basic_bag_of_words_classifier load(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw_runtime_error("bag_of_words_classifier::load", "path", "must name a readable file", path);
     return read(in);
@@ -353,7 +354,7 @@ class bag_of_words_classifier {
   }
 
   // The lines of a version 1 file, or of a version 2 file's payload (read() has checked the header).
-  [[nodiscard]] static bag_of_words_classifier parse_lines(std::istream& in) {
+  [[nodiscard]] static basic_bag_of_words_classifier parse_lines(std::istream& in) {
     detail::text_lines lines(in);
     std::string_view t;
     const auto need = [&](const char* what) {
@@ -388,7 +389,7 @@ class bag_of_words_classifier {
       need("a line of weights");
       numbers(0, vocab, weights);
     }
-    bag_of_words_classifier model(classes, vocab);
+    basic_bag_of_words_classifier model(classes, vocab);
     for (std::size_t c = 0; c < classes; ++c) {
       model.bias_[static_cast<Eigen::Index>(c)] = bias[c];
       for (std::size_t v = 0; v < vocab; ++v)
@@ -440,5 +441,9 @@ class bag_of_words_classifier {
   Eigen::MatrixXd weights_;
   Eigen::VectorXd bias_;
 };
+
+/// @brief The library's bag_of_words_classifier: basic_bag_of_words_classifier is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using bag_of_words_classifier = basic_bag_of_words_classifier<>;
 
 }  // namespace tsmc

@@ -30,10 +30,14 @@ struct proposal_draw {
 /// @param vocab V
 /// @param u a uniform in [0, 1)
 /// @param scratch a buffer of at least V doubles, overwritten
-[[nodiscard]] inline proposal_draw fused_proposal_draw(const double* a, const double* b, std::size_t vocab, double u,
-                                                       Eigen::ArrayXd& scratch) {
+/// @tparam Real the type of a's entries (double); a template so that the pass is compiled only
+/// in the translation units that sample
+template <class Real>
+[[nodiscard]] proposal_draw fused_proposal_draw(const Real* a, const double* b, std::size_t vocab, double u,
+                                                Eigen::ArrayXd& scratch) {
+  using row = Eigen::Array<Real, Eigen::Dynamic, 1>;
   const auto n = static_cast<Eigen::Index>(vocab);
-  const Eigen::Map<const Eigen::ArrayXd> la(a, n);
+  const Eigen::Map<const row> la(a, n);
   auto e = scratch.head(n);
   double max;
   if (b != nullptr) {

@@ -127,12 +127,13 @@ struct featurizer_record<F> {
 ///
 /// Works with any model that models tsmc::ModelWithFeatures. The size d is given at
 /// construction and checked against the model's matrix at every call.
-class model_features {
+template <class Lazy = void>
+class basic_model_features {
  public:
   /// @brief A featurizer of `feature_size` model features.
   /// @param feature_size d, the number of columns of the model's features()
   /// @throw tsmc::invalid_argument if feature_size is 0
-  explicit model_features(std::size_t feature_size) : size_(feature_size) {
+  explicit basic_model_features(std::size_t feature_size) : size_(feature_size) {
     check_positive("model_features::model_features", "feature_size", feature_size);
   }
 
@@ -159,6 +160,10 @@ class model_features {
   std::size_t size_;
 };
 
+/// @brief The library's model_features: basic_model_features is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using model_features = basic_model_features<>;
+
 // ---------------------------------------------------------------------------------------------
 // prefix_features
 // ---------------------------------------------------------------------------------------------
@@ -181,7 +186,8 @@ struct prefix_features_options {
 /// embeddings, most recent first, zeros where the prefix is shorter than n. Trainable: E is
 /// one parameter block, "prefix.embedding" (e x V). Initialised N(0, init_scale^2) from
 /// xoshiro256ss(seed) through tsmc::standard_normal, in column-major order.
-class prefix_features {
+template <class Lazy = void>
+class basic_prefix_features {
  public:
   /// @brief What the gradient needs from one step: every particle's generated prefix.
   struct record_type {
@@ -192,7 +198,7 @@ class prefix_features {
   /// @brief Embeddings initialised from the options.
   /// @param options vocab_size > 0, embedding_size > 0, init_scale finite and >= 0 (window may be 0)
   /// @throw tsmc::invalid_argument for a zero vocab_size or embedding_size, or a bad init_scale
-  explicit prefix_features(const prefix_features_options& options)
+  explicit basic_prefix_features(const prefix_features_options& options)
       : options_(options), embedding_(), gradient_() {
     constexpr const char* function = "prefix_features::prefix_features";
     check_positive(function, "options.vocab_size", options.vocab_size);
@@ -295,6 +301,10 @@ class prefix_features {
   Eigen::MatrixXd embedding_;  // e x V
   Eigen::MatrixXd gradient_;   // e x V
 };
+
+/// @brief The library's prefix_features: basic_prefix_features is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using prefix_features = basic_prefix_features<>;
 
 // ---------------------------------------------------------------------------------------------
 // concat_features

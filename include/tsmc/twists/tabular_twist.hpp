@@ -26,14 +26,15 @@ namespace tsmc {
 ///
 /// The parameter of prefix s_{1:t} is at offset(t) + sum_i s_i V^{t-i} with offset(t) = sum_{j<t} V^j
 /// (j >= 1): prefixes of one length are contiguous, in lexicographic order.
-class tabular_twist {
+template <class Lazy = void>
+class basic_tabular_twist {
  public:
   /// @brief The largest number of parameters accepted (2^24).
   static constexpr std::size_t max_parameters = std::size_t{1} << 24;
 
   /// @brief A twist for prefixes of length 1..horizon over vocab_size tokens, psi = 1.
   /// @throw tsmc::invalid_argument if vocab_size or horizon is 0, or sum_t V^t exceeds max_parameters
-  tabular_twist(std::size_t vocab_size, std::size_t horizon) : vocab_(vocab_size), horizon_(horizon) {
+  basic_tabular_twist(std::size_t vocab_size, std::size_t horizon) : vocab_(vocab_size), horizon_(horizon) {
     constexpr const char* function = "tabular_twist::tabular_twist";
     check_positive(function, "vocab_size", vocab_size);
     check_positive(function, "horizon", horizon);
@@ -208,5 +209,9 @@ class tabular_twist {
   bool recording_ = false;
   std::vector<std::vector<std::int64_t>> records_;  // per step: each row's first parameter index, -1 if finished
 };
+
+/// @brief The library's tabular_twist: basic_tabular_twist is a template only so that its member
+/// functions are compiled in the translation units that use them (docs/architecture.md, "Compile weight").
+using tabular_twist = basic_tabular_twist<>;
 
 }  // namespace tsmc
