@@ -194,7 +194,11 @@ void notify_weights(Observer& observer, const weights_report& report) {
 /// Each step t = 1..T runs five named stages over the particles' state (detail::particle_state):
 /// 1. propose: the model writes L = log p0(. | prefix) (K x V), the twist writes
 ///    Psi = log psi_t(prefix, .) (K x V), and one fused pass per particle draws s_t and its
-///    proposal normaliser (forced slots take their given token);
+///    proposal normaliser (forced slots take their given token). A model with the optional
+///    logit_rows hook (EmitsLogitRows) hands over its float logits l instead, L = l - its log
+///    normaliser: the base proposal then normalises and draws in one exp pass, the twisted one
+///    reads the same L + Psi without a K x V double matrix (runs with a user proposal keep
+///    log_probs);
 /// 2. weigh: the incremental weight of every particle that drew a token:
 ///    * twisted proposal (Eq. 14-15): q_t proportional to p0 psi_t, log w_t = logsumexp(L + Psi) -
 ///      log psi_{t-1}; at the last step psi_T is the potential's next-token form when it has one
