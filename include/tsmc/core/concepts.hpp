@@ -80,6 +80,23 @@ template <class M>
 concept LanguageModel =
     HasVocabulary<M> && StartsParticles<M> && EmitsLogProbs<M> && AppendsTokens<M> && ReordersParticles<M>;
 
+/// @brief The optional hook `logit_rows(active)`: the model hands the sampler its float logits
+/// instead of writing K x V normalised double rows (models/transformer.hpp implements it).
+///
+/// It computes the next-token logits of the particles with active[k] != 0 and returns K row
+/// pointers (V floats each; nullptr where active[k] == 0), valid until the model's next call.
+/// The model's distribution is then, by definition, p0(v) = exp(l_v - log sum_u exp(l_u)) with
+/// the logits l widened to double and the normaliser taken in double (tsmc::logit_row_normalizer,
+/// exactly what a log_probs that writes log-softmax rows in double computes), so the weights
+/// are the same numbers either way. The sampler uses the hook instead of log_probs when the
+/// model has it (runs with a user proposal keep log_probs): the model's exp pass over the row
+/// and the sampler's then become one pass (base proposal), or the K x V double rows are never
+/// written (twisted proposal). See docs/architecture.md, "Precision".
+template <class M>
+concept EmitsLogitRows = requires(M& m, std::span<const std::uint8_t> active) {
+  { m.logit_rows(active) } -> std::same_as<std::span<const float* const>>;
+};
+
 /// @brief A LanguageModel that also exposes its last hidden state, one row per particle.
 template <class M>
 concept ModelWithFeatures = LanguageModel<M> && requires(const M& m) {
@@ -154,6 +171,7 @@ struct named_reorder { int reorder; };
 struct named_vocab_size { int vocab_size; };
 struct named_max_length { int max_length; };
 struct named_log_potential_next { int log_potential_next; };
+struct named_logit_rows { int logit_rows; };
 struct named_on_step { int on_step; };
 struct named_on_resample { int on_resample; };
 struct named_on_finish { int on_finish; };
@@ -192,6 +210,12 @@ concept declares_log_potential_next =
     std::is_class_v<T> &&
     ((std::is_final_v<T> && requires { &T::log_potential_next; }) ||
      (!std::is_final_v<T> && !requires { &name_probe<T, named_log_potential_next>::log_potential_next; }));
+
+/// @brief T (a class) has a member named `logit_rows`, whatever its signature.
+template <class T>
+concept declares_logit_rows =
+    std::is_class_v<T> && ((std::is_final_v<T> && requires { &T::logit_rows; }) ||
+                           (!std::is_final_v<T> && !requires { &name_probe<T, named_logit_rows>::logit_rows; }));
 
 /// @brief T (a class) has a member named `on_step`, whatever its signature.
 template <class T>
@@ -253,6 +277,9 @@ inline constexpr bool twist_state_complete =
 /// @brief M names max_length only as a callable returning a size.
 template <class M>
 inline constexpr bool model_max_length_ok = !declares_max_length<M> || hook_max_length_callable<M>;
+/// @brief M names logit_rows only in the form the sampler calls (EmitsLogitRows).
+template <class M>
+inline constexpr bool model_logit_rows_ok = !declares_logit_rows<M> || EmitsLogitRows<M>;
 /// @brief An observer's hooks (on_step(report), on_resample(step, ancestors), on_finish(result))
 /// are each either absent or callable as the sampler calls them. Report and Result are the
 /// sampler's step_report and smc_result (defined with the sampler, hence parameters here).

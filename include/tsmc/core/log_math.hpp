@@ -177,4 +177,27 @@ inline void softmax(std::span<const double> values, std::span<double> out) {
   for (double& v : out) v = std::exp(v);
 }
 
+/// @brief The log normaliser of a row of float logits, in double: m + log sum_v exp(l_v - m),
+/// m = max_v l_v, each logit widened to double, the exps (std::exp) summed in index order.
+///
+/// This defines the distribution of a model that hands the sampler its logits
+/// (EmitsLogitRows): log p0(v) = l_v - logit_row_normalizer(l). The transformer engine's
+/// log_probs (models/transformer.hpp) writes its rows with this same function, so both paths
+/// give the same bits. NaN or +inf in the row, or a row of -inf only, gives NaN.
+/// @param logits V float logits
+/// @param vocab V
+[[nodiscard]] inline double logit_row_normalizer(const float* logits, std::size_t vocab) {
+  double max = neg_inf;
+  bool nan = false;
+  for (std::size_t v = 0; v < vocab; ++v) {
+    const double l = logits[v];
+    nan = nan || std::isnan(l);
+    max = l > max ? l : max;
+  }
+  if (nan) return std::numeric_limits<double>::quiet_NaN();
+  double total = 0.0;
+  for (std::size_t v = 0; v < vocab; ++v) total += std::exp(static_cast<double>(logits[v]) - max);
+  return max + std::log(total);
+}
+
 }  // namespace tsmc

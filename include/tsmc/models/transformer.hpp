@@ -16,6 +16,7 @@
 
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
+#include <tsmc/core/log_math.hpp>
 #include <tsmc/core/parallel.hpp>
 #include <tsmc/core/types.hpp>
 #include <tsmc/models/weight_formats.hpp>
@@ -113,6 +114,9 @@ struct weights_view {
 /// * log_probs(out) computes the logits of the K slots (one GEMM with the classifier) and writes
 ///   log-softmax rows in double; log_probs(out, active) computes only the active rows and leaves
 ///   the other rows of out untouched.
+/// * logit_rows(active) (tsmc::EmitsLogitRows, what the sampler calls) computes the active rows'
+///   float logits and hands over pointers to them: the same distribution as log_probs, without
+///   the K x V double rows.
 /// * reorder(ancestors) copies the cache rows and hidden state of slot ancestors[k] into slot k
 ///   where ancestors[k] != k only (slot-stable ancestors: the dead slots), counted by
 ///   copied_slots() and copied_rows(); any ancestor vector is handled (a non-slot-stable one
@@ -261,6 +265,28 @@ class basic_engine {
 #endif
     for (std::int64_t i = 0; i < n; ++i)
       write_row(out, packed_rows_[static_cast<std::size_t>(i)], static_cast<std::size_t>(i));
+  }
+
+  /// @brief The hook of tsmc::EmitsLogitRows: computes the float logits of the active rows only
+  /// (active[k] != 0; one GEMM with the classifier over them) and returns K pointers to them, V
+  /// floats each, nullptr where active[k] == 0. They point into the engine's buffer and are
+  /// valid until its next call. The distribution is the one log_probs writes:
+  /// log p0(v) = l_v - tsmc::logit_row_normalizer(l), so the sampler, which uses this hook
+  /// instead of log_probs, gives the same numbers without the K x V double rows being written.
+  /// @param active K flags
+  /// @throw tsmc::invalid_argument if active.size() != K or start has not been called
+  std::span<const float* const> logit_rows(std::span<const std::uint8_t> active) {
+    if (particles_ == 0 || active.size() != particles_) {  // the name is built on failure only
+      const std::string function = class_name() + "::logit_rows";
+      check_started(function);
+      check_size(function, "active.size()", active.size(), "the number of particles", particles_);
+    }
+    compute_logits(&active);
+    row_pointers_.assign(particles_, nullptr);
+    Eigen::Index packed = 0;
+    for (std::size_t k = 0; k < particles_; ++k)
+      if (active[k]) row_pointers_[k] = logits_.row(packed++).data();
+    return {row_pointers_.data(), row_pointers_.size()};
   }
 
   /// @brief Writes the K x V float logits (the classifier times features()).
@@ -735,12 +761,12 @@ class basic_engine {
     logits_ready_ = false;  // rows are packed: not the full matrix
   }
 
-  // out.row(k) = log-softmax of logits_ row `from`, normalised in double.
+  // out.row(k) = log-softmax of logits_ row `from`, normalised in double (logit_row_normalizer:
+  // the distribution logit_rows hands over, bit for bit).
   void write_row(log_prob_ref& out, std::size_t k, std::size_t from) const {
-    const auto logit = logits_.row(static_cast<Eigen::Index>(from)).array().cast<double>();
-    const double max = logit.maxCoeff();
-    const double lse = max + std::log((logit - max).exp().sum());
-    out.row(static_cast<Eigen::Index>(k)).array() = logit - lse;
+    const auto logit = logits_.row(static_cast<Eigen::Index>(from));
+    const double lse = logit_row_normalizer(logit.data(), vocab_);
+    out.row(static_cast<Eigen::Index>(k)).array() = logit.array().cast<double>() - lse;
   }
 
   config config_;
@@ -765,6 +791,7 @@ class basic_engine {
   std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per OpenMP thread
   std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
   std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
+  std::vector<const float*> row_pointers_;  // what logit_rows returns: slot k's row of logits_, or nullptr
   bool logits_ready_ = false;
   bool plain_reorder_ = false;
   std::size_t copied_slots_ = 0;
@@ -777,5 +804,6 @@ class basic_engine {
 using engine = basic_engine<>;
 
 static_assert(ModelWithFeatures<engine>, "tsmc::transformer::engine must model tsmc::ModelWithFeatures");
+static_assert(EmitsLogitRows<engine>, "tsmc::transformer::engine must have the logit_rows hook");
 
 }  // namespace tsmc::transformer

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
 namespace tsmc {
 
@@ -66,6 +67,52 @@ template <class Real>
   // Rounding left the cumulative sum a hair below the target: the last token with mass.
   Eigen::Index last = n - 1;
   while (last > 0 && !(logit(last) > neg_inf)) --last;
+  return {log_normalizer, static_cast<token>(last)};
+}
+
+/// @brief What the fused pass over a row of float logits returns for one particle.
+struct logit_draw {
+  double log_normalizer = 0.0;  ///< logit_row_normalizer of the row (NaN: see there; also for a row of -inf only)
+  token chosen = 0;             ///< the sampled token
+};
+
+/// @brief Samples one token from softmax(l) of a row of float logits and returns the row's log
+/// normaliser, in one exp pass: the base proposal q = p0 of a model that hands over its logits.
+///
+/// The exps exp(l_v - m) are the ones logit_row_normalizer sums (same order, same std::exp), so
+/// log_normalizer equals it bit for bit; the draw scans them against u times their sum, as
+/// fused_proposal_draw does (one uniform per draw). -inf logits are never chosen.
+/// @param logits V float logits
+/// @param vocab V
+/// @param u a uniform in [0, 1)
+/// @param scratch a buffer of at least V doubles, overwritten
+[[nodiscard]] inline logit_draw fused_logit_draw(const float* logits, std::size_t vocab, double u,
+                                                 Eigen::ArrayXd& scratch) {
+  double max = neg_inf;
+  bool nan = false;
+  for (std::size_t v = 0; v < vocab; ++v) {
+    const double l = logits[v];
+    nan = nan || std::isnan(l);
+    max = l > max ? l : max;
+  }
+  if (nan || !std::isfinite(max)) return {std::numeric_limits<double>::quiet_NaN(), 0};
+  double* e = scratch.data();
+  double total = 0.0;
+  for (std::size_t v = 0; v < vocab; ++v) {
+    e[v] = std::exp(static_cast<double>(logits[v]) - max);
+    total += e[v];
+  }
+  const double log_normalizer = max + std::log(total);
+  const double target = u * total;
+  double cumulative = 0.0;
+  for (std::size_t v = 0; v < vocab; ++v) {
+    cumulative += e[v];
+    if (target < cumulative && logits[v] > -std::numeric_limits<float>::infinity())
+      return {log_normalizer, static_cast<token>(v)};
+  }
+  // Rounding left the cumulative sum a hair below the target: the last token with mass.
+  std::size_t last = vocab - 1;
+  while (last > 0 && !(logits[last] > -std::numeric_limits<float>::infinity())) --last;
   return {log_normalizer, static_cast<token>(last)};
 }
 

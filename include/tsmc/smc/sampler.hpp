@@ -194,7 +194,11 @@ void notify_weights(Observer& observer, const weights_report& report) {
 /// Each step t = 1..T runs five named stages over the particles' state (detail::particle_state):
 /// 1. propose: the model writes L = log p0(. | prefix) (K x V), the twist writes
 ///    Psi = log psi_t(prefix, .) (K x V), and one fused pass per particle draws s_t and its
-///    proposal normaliser (forced slots take their given token);
+///    proposal normaliser (forced slots take their given token). A model with the optional
+///    logit_rows hook (EmitsLogitRows) hands over its float logits l instead, L = l - its log
+///    normaliser: the base proposal then normalises and draws in one exp pass, the twisted one
+///    reads the same L + Psi without a K x V double matrix (runs with a user proposal keep
+///    log_probs);
 /// 2. weigh: the incremental weight of every particle that drew a token:
 ///    * twisted proposal (Eq. 14-15): q_t proportional to p0 psi_t, log w_t = logsumexp(L + Psi) -
 ///      log psi_{t-1}; at the last step psi_T is the potential's next-token form when it has one
@@ -261,6 +265,10 @@ class twisted_smc {
                 "tsmc::twisted_smc: the potential has a member named log_potential_next that the sampler cannot "
                 "call; write void log_potential_next(const tsmc::step_context<Model>& ctx, tsmc::log_prob_ref out) "
                 "(out is a K x V tsmc::log_prob_ref, not a log_prob_matrix&), or a template over the Model");
+  static_assert(detail::model_logit_rows_ok<Model>,
+                "tsmc::twisted_smc: the model has a member named logit_rows that the sampler cannot call; write "
+                "std::span<const float* const> logit_rows(std::span<const std::uint8_t> active) (see "
+                "tsmc::EmitsLogitRows)");
   static_assert(detail::model_max_length_ok<Model>,
                 "tsmc::twisted_smc: the model has a member named max_length that the sampler cannot call; write "
                 "std::size_t max_length() const");
@@ -379,6 +387,7 @@ class twisted_smc {
     token pad_token = 0;
     std::uint64_t seed = 0;
     std::span<const std::span<const token>> forced;  // slot k < forced.size() takes forced[k]
+    bool report_rows = false;   // an observer reads log p0 (on_weights): write it even from logits
   };
 
   /// What one step's propose stage decided about the twist's matrix.
@@ -460,10 +469,23 @@ class twisted_smc {
                         "must be finite", "overflow");
   }
 
+  /// Whether this run takes the model's float logits (EmitsLogitRows) instead of its log_probs
+  /// rows: when the model has the hook and no user proposal needs log p0 as a matrix.
+  template <class Proposal>
+  static constexpr bool from_logits = EmitsLogitRows<Model> && std::is_same_v<Proposal, detail::no_proposal>;
+
+  /// Writes row k of log_p0_ from the model's logits: l - log normaliser, as the model's
+  /// log_probs writes it (bit for bit).
+  void write_model_row(std::size_t k, std::size_t vocab) {
+    const Eigen::Map<const Eigen::ArrayXf> logits(logit_rows_[k], static_cast<Eigen::Index>(vocab));
+    log_p0_.row(static_cast<Eigen::Index>(k)).array() = logits.transpose().cast<double>() - logit_lse_[k];
+  }
+
   /// Sizes every buffer for K particles and a horizon T and resets the particles to the prompt.
   void reset_state(const run_frame& f) {
     const std::size_t K = f.particles;
     ensure_shape(log_p0_, K, f.vocab);
+    if constexpr (EmitsLogitRows<Model>) logit_lse_.assign(K, 0.0);
     if constexpr (!unit_twist || potential_scores_next) ensure_shape(log_psi_, K, f.vocab);
     state_.reset(K, f.horizon);
 #ifdef _OPENMP
@@ -473,6 +495,11 @@ class twisted_smc {
 #endif
     for (auto& s : scratch_)
       if (static_cast<std::size_t>(s.size()) < f.vocab) s.resize(static_cast<Eigen::Index>(f.vocab));
+    if constexpr (EmitsLogitRows<Model>) {
+      row_scratch_.resize(scratch_.size());
+      for (auto& s : row_scratch_)
+        if (static_cast<std::size_t>(s.size()) < f.vocab) s.resize(static_cast<Eigen::Index>(f.vocab));
+    }
   }
 
   /// Stage 1: the model's rows, the twist's (or the next-token potential's) rows, the user
@@ -486,7 +513,9 @@ class twisted_smc {
                                   std::span<const std::uint8_t>(s.active), model_};
     {
       detail::stopwatch sw(time.model);
-      if constexpr (requires(Model& m, log_prob_ref o, std::span<const std::uint8_t> a) { m.log_probs(o, a); })
+      if constexpr (from_logits<Proposal>)
+        logit_rows_ = model_.logit_rows(std::span<const std::uint8_t>(s.active));
+      else if constexpr (requires(Model& m, log_prob_ref o, std::span<const std::uint8_t> a) { m.log_probs(o, a); })
         model_.log_probs(log_p0_, std::span<const std::uint8_t>(s.active));
       else
         model_.log_probs(log_p0_);
@@ -515,9 +544,26 @@ class twisted_smc {
       proposal.log_proposal(ctx, log_q_matrix_);
     }
 
-    detail::stopwatch sw(time.sampler);
     const std::size_t V = f.vocab;
     const auto k_count = static_cast<std::int64_t>(f.particles);
+    // From logits, a twisted draw needs the model's normaliser first (log p0 = l - normaliser
+    // enters L + Psi): the exp pass the model's log_probs would make, counted as the model's.
+    // Every other draw (q = p0) takes the normaliser from its own single exp pass below.
+    [[maybe_unused]] const bool logits_with_psi = f.twisted && psi.have;
+    if constexpr (from_logits<Proposal>) {
+      if (logits_with_psi) {
+        detail::stopwatch sw(time.model);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
+#endif
+        for (std::int64_t ks = 0; ks < k_count; ++ks) {
+          const auto k = static_cast<std::size_t>(ks);
+          if (s.active[k]) logit_lse_[k] = logit_row_normalizer(logit_rows_[k], V);
+        }
+      }
+    }
+
+    detail::stopwatch sw(time.sampler);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
 #endif
@@ -536,7 +582,33 @@ class twisted_smc {
       const double* psi_row = psi.have ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
       const bool forced_slot = k < f.forced.size();
       proposal_draw draw;
-      if constexpr (user_proposal) {
+      if constexpr (from_logits<Proposal>) {
+        const float* logits = logit_rows_[k];
+        if (logits_with_psi) {
+          // L = l - normaliser, written where the fused pass reads it (log_p0_ when an observer
+          // reads it, else a row buffer): the same numbers and the same pass as from log_probs.
+#ifdef _OPENMP
+          Eigen::ArrayXd& row_buffer = row_scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+#else
+          Eigen::ArrayXd& row_buffer = row_scratch_[0];
+#endif
+          double* l = f.report_rows ? log_p0_.row(static_cast<Eigen::Index>(k)).data() : row_buffer.data();
+          Eigen::Map<Eigen::ArrayXd>(l, static_cast<Eigen::Index>(V)) =
+              Eigen::Map<const Eigen::ArrayXf>(logits, static_cast<Eigen::Index>(V)).cast<double>() - logit_lse_[k];
+          draw = fused_proposal_draw(l, psi_row, V, u, scratch);
+          if (draw.log_normalizer == neg_inf && !forced_slot) {
+            draw.chosen = fused_proposal_draw(l, nullptr, V, u, scratch).chosen;
+            draw.log_normalizer = neg_inf;
+          }
+        } else {
+          // q = p0: one exp pass gives the model's normaliser and the draw. The L row sums to 1
+          // by definition (its normaliser is the row's own): log sum exp(L) = 0, NaN if broken.
+          const logit_draw d = fused_logit_draw(logits, V, u, scratch);
+          logit_lse_[k] = d.log_normalizer;
+          draw = {std::isnan(d.log_normalizer) ? d.log_normalizer : 0.0, d.chosen};
+          if (f.report_rows) write_model_row(k, V);
+        }
+      } else if constexpr (user_proposal) {
         draw = fused_proposal_draw(log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(), nullptr, V, u, scratch);
       } else {
         draw = fused_proposal_draw(l_row, f.twisted ? psi_row : nullptr, V, u, scratch);
@@ -588,6 +660,21 @@ class twisted_smc {
       const double lse = s.step_lse[k];
       const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
       const double* psi_row = psi.have ? log_psi_.row(static_cast<Eigen::Index>(k)).data() : nullptr;
+      const token x = s.tokens[k];
+      double log_p0_x;
+      if constexpr (from_logits<Proposal>)
+        log_p0_x = static_cast<double>(logit_rows_[k][x]) - logit_lse_[k];
+      else
+        log_p0_x = l_row[x];
+      const double psi_x = psi_row != nullptr ? psi_row[x] : 0.0;
+      const bool check_sum = options_.check_normalization || first_row_unchecked;
+      if constexpr (from_logits<Proposal>) {
+        // The model handed over logits: row k of log p0 is written only when a check or a
+        // diagnosis below reads it (or already, for an observer).
+        const auto bad = [](double value) { return std::isnan(value) || value == -neg_inf; };
+        if (!f.report_rows && (check_sum || bad(lse) || lse == neg_inf || bad(psi_x) || bad(log_p0_x)))
+          write_model_row(k, f.vocab);
+      }
       if (std::isnan(lse) || lse == -neg_inf) {
         if constexpr (user_proposal)
           diagnose_row(f.function, t, k, l_row, log_q_matrix_.row(static_cast<Eigen::Index>(k)).data(),
@@ -595,16 +682,13 @@ class twisted_smc {
         else
           diagnose_row(f.function, t, k, l_row, f.twisted ? psi_row : nullptr, psi_name);
       }
-      const token x = s.tokens[k];
-      const double log_p0_x = l_row[x];
-      const double psi_x = psi_row != nullptr ? psi_row[x] : 0.0;
       if (std::isnan(psi_x) || psi_x == -neg_inf) diagnose_row(f.function, t, k, l_row, psi_row, psi_name);
       if (std::isnan(log_p0_x) || log_p0_x == -neg_inf) diagnose_row(f.function, t, k, l_row, nullptr, "");
       if (lse == neg_inf &&
           !(Eigen::Map<const Eigen::ArrayXd>(l_row, static_cast<Eigen::Index>(f.vocab)).maxCoeff() > neg_inf))
         throw_runtime_error(f.function, "the model's log p0 at step " + std::to_string(t) + ", particle " +
                                             std::to_string(k), "must not be -inf for every token", lse);
-      if (options_.check_normalization || first_row_unchecked) {
+      if (check_sum) {
         check_row_sum(f, t, k, l_row);
         first_row_unchecked = false;
       }
@@ -778,6 +862,7 @@ class twisted_smc {
     f.log_k = std::log(static_cast<double>(f.particles));
     f.pad_token = first_end_token(options_).value_or(0);
     f.forced = forced;
+    f.report_rows = (detail::observes_weights<Observers> || ...);
     const std::size_t K = f.particles;
     const std::size_t T = f.horizon;
 
@@ -910,6 +995,11 @@ class twisted_smc {
   log_prob_matrix log_psi_;
   log_prob_matrix log_q_matrix_;
   std::vector<Eigen::ArrayXd> scratch_;
+  // From a model's logits (EmitsLogitRows): this step's rows, each row's log normaliser, and a
+  // row buffer per thread for the twisted pass's L.
+  std::span<const float* const> logit_rows_;
+  std::vector<double> logit_lse_;
+  std::vector<Eigen::ArrayXd> row_scratch_;
   std::vector<token_sequence> potential_batch_;
   std::vector<std::size_t> potential_index_;
   std::vector<double> potential_values_;
