@@ -6,6 +6,7 @@
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/log_math.hpp>
+#include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/statistics.hpp>
 #include <tsmc/core/types.hpp>
@@ -27,10 +28,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace tsmc {
 
@@ -466,11 +463,7 @@ class twisted_smc {
     ensure_shape(log_p0_, K, f.vocab);
     if constexpr (!unit_twist || potential_scores_next) ensure_shape(log_psi_, K, f.vocab);
     state_.reset(K, f.horizon);
-#ifdef _OPENMP
-    scratch_.resize(static_cast<std::size_t>(omp_get_max_threads()));
-#else
-    scratch_.resize(1);
-#endif
+    scratch_.resize(static_cast<std::size_t>(detail::parallel_threads()));
     for (auto& s : scratch_)
       if (static_cast<std::size_t>(s.size()) < f.vocab) s.resize(static_cast<Eigen::Index>(f.vocab));
   }
@@ -518,18 +511,13 @@ class twisted_smc {
     detail::stopwatch sw(time.sampler);
     const std::size_t V = f.vocab;
     const auto k_count = static_cast<std::int64_t>(f.particles);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
-#endif
-    for (std::int64_t ks = 0; ks < k_count; ++ks) {
+    // Particles are independent (each its own stream and row): any thread may draw any of them.
+    const int threads = f.particles * V >= 65536 ? static_cast<int>(scratch_.size()) : 1;
+    detail::parallel_for(k_count, threads, [&](std::int64_t ks, int slot) {
       const auto k = static_cast<std::size_t>(ks);
       s.proposed[k] = s.active[k];
-      if (!s.active[k]) continue;
-#ifdef _OPENMP
-      Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-      Eigen::ArrayXd& scratch = scratch_[0];
-#endif
+      if (!s.active[k]) return;
+      Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(slot)];
       auto stream = particle_stream(f.seed, t, k);
       const double u = uniform01(stream);
       const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
@@ -549,7 +537,7 @@ class twisted_smc {
       if (forced_slot) draw.chosen = f.forced[k][t - 1];
       s.tokens[k] = draw.chosen;
       s.step_lse[k] = draw.log_normalizer;
-    }
+    });
     return psi;
   }
 
