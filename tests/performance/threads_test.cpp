@@ -117,7 +117,7 @@ outcome run_with(int threads, const std::shared_ptr<const tsmc::llama2c::checkpo
 
 }  // namespace
 
-TEST_CASE("a twisted SMC run with resampling and a CTL update are bit-identical with 1 and 2 threads",
+TEST_CASE("a twisted SMC run with resampling and a CTL update are bit-identical with 1, 2 and 3 threads",
           "[performance]") {
 #ifdef _OPENMP
   const int saved = omp_get_max_threads();

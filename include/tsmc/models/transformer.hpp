@@ -488,7 +488,7 @@ class engine {
     ensure_scores();
   }
 
-  // One attention scores buffer (seq_len x heads per kv head) per OpenMP thread that may run.
+  // One attention scores buffer (seq_len x heads per kv head) per thread that may run (parallel_for slots).
   void ensure_scores() {
     const auto threads = static_cast<std::size_t>(tsmc::detail::parallel_threads());
     while (scores_.size() < threads)
@@ -737,8 +737,8 @@ class engine {
   feature_matrix features_;
   logit_matrix logits_;
   bool quantized_ = false;  // some weight matrix is not float32: dequant_ buffers are needed
-  std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per OpenMP thread
-  std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
+  std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per parallel_for slot
+  std::vector<Eigen::MatrixXf> scores_;  // one per parallel_for slot; column-major: softmax runs down contiguous columns
   std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
   bool logits_ready_ = false;
   bool plain_reorder_ = false;
