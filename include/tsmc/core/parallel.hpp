@@ -66,7 +66,7 @@ class eigen_single_thread {
   eigen_single_thread& operator=(const eigen_single_thread&) = delete;
 
  private:
-  int saved_ = 1;
+  [[maybe_unused]] int saved_ = 1;  // unused without OpenMP
 };
 
 #ifdef _OPENMP
