@@ -1,9 +1,12 @@
-// Results do not depend on the number of OpenMP threads: a twisted SMC run with resampling and a
-// CTL update on a small random llama2.c model, bit for bit, with 1 and 2 threads (the model's
-// GEMMs through Eigen's OpenMP, its attention and log-softmax rows, the sampler's particle loop);
-// and the MLP head's float output path (mlp_twist_options::float_output).
+// Results do not depend on the number of threads: a twisted SMC run with resampling and a CTL
+// update on a small random llama2.c model, bit for bit, with 1, 2 and 3 threads (the model's
+// tiled GEMMs, its attention and log-softmax rows, the sampler's particle loop, all shared by
+// detail::parallel_for, whose threads claim iterations in whatever order they are scheduled);
+// parallel_for itself (every iteration once, slots apart); and the MLP head's float output path
+// (mlp_twist_options::float_output).
 #include "models/llama2c_test_support.hpp"
 
+#include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/learning/adam.hpp>
 #include <tsmc/learning/objectives.hpp>
@@ -17,6 +20,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -113,7 +117,7 @@ outcome run_with(int threads, const std::shared_ptr<const tsmc::llama2c::checkpo
 
 }  // namespace
 
-TEST_CASE("a twisted SMC run with resampling and a CTL update are bit-identical with 1 and 2 threads",
+TEST_CASE("a twisted SMC run with resampling and a CTL update are bit-identical with 1, 2 and 3 threads",
           "[performance]") {
 #ifdef _OPENMP
   const int saved = omp_get_max_threads();
@@ -123,17 +127,65 @@ TEST_CASE("a twisted SMC run with resampling and a CTL update are bit-identical 
   tsmc::llama2c::make_random_checkpoint(path, shape, 99);
   const auto weights = std::make_shared<const tsmc::llama2c::checkpoint>(path);
   const outcome one = run_with(1, weights);
-  const outcome two = run_with(2, weights);
+  REQUIRE(one.resamplings > 0);  // the run resampled (and reordered the model's cache)
+  for (const int threads : {2, 3}) {  // 3 on 2 cores: a thread is often descheduled mid-loop
+    const outcome other = run_with(threads, weights);
+    INFO("threads = " << threads);
+    CHECK(one.sequences == other.sequences);
+    CHECK(one.log_weights == other.log_weights);  // exact, not approximate
+    CHECK(one.log_z == other.log_z);
+    CHECK(one.loss == other.loss);
+    REQUIRE(one.parameters.size() == other.parameters.size());
+    for (std::size_t i = 0; i < one.parameters.size(); ++i) CHECK(one.parameters[i] == other.parameters[i]);
+  }
 #ifdef _OPENMP
   omp_set_num_threads(saved);
 #endif
-  REQUIRE(one.resamplings > 0);  // the run resampled (and reordered the model's cache)
-  CHECK(one.sequences == two.sequences);
-  CHECK(one.log_weights == two.log_weights);  // exact, not approximate
-  CHECK(one.log_z == two.log_z);
-  CHECK(one.loss == two.loss);
-  REQUIRE(one.parameters.size() == two.parameters.size());
-  for (std::size_t i = 0; i < one.parameters.size(); ++i) CHECK(one.parameters[i] == two.parameters[i]);
+}
+
+TEST_CASE("parallel_for runs every iteration once, each thread with its own slot", "[performance]") {
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+#endif
+  for (const int threads : {1, 2, 3}) {
+    set_threads(threads);
+    INFO("threads = " << threads);
+    constexpr std::int64_t count = 2000;
+    std::vector<std::atomic<int>> calls(count);
+    std::vector<std::atomic<int>> in_use(3);  // threads running with each slot right now
+    std::atomic<int> bad_slot{0}, shared_slot{0};
+    for (int repeat = 0; repeat < 20; ++repeat)
+      tsmc::detail::parallel_for(count, threads, [&](std::int64_t i, int slot) {
+        if (slot < 0 || slot >= threads) {
+          ++bad_slot;
+          return;
+        }
+        if (in_use[static_cast<std::size_t>(slot)].fetch_add(1) != 0) ++shared_slot;
+        calls[static_cast<std::size_t>(i)].fetch_add(1);
+        volatile double x = 0.0;  // a little work, so that the threads overlap
+        for (int w = 0; w < 200; ++w) x = x + static_cast<double>(w);
+        in_use[static_cast<std::size_t>(slot)].fetch_sub(1);
+      });
+    CHECK(bad_slot.load() == 0);
+    CHECK(shared_slot.load() == 0);
+    int wrong = 0;
+    for (const auto& c : calls) wrong += c.load() != 20;
+    CHECK(wrong == 0);
+    // A loop inside a loop's task runs on that task's thread, in full.
+    std::vector<std::atomic<int>> inner(64);
+    tsmc::detail::parallel_for(8, threads, [&](std::int64_t i, int) {
+      tsmc::detail::parallel_for(8, threads, [&](std::int64_t j, int slot) {
+        if (slot == 0) inner[static_cast<std::size_t>(i * 8 + j)].fetch_add(1);
+      });
+    });
+    int missed = 0;
+    for (const auto& c : inner) missed += c.load() != 1;
+    CHECK(missed == 0);
+  }
+  set_threads(1);
+#ifdef _OPENMP
+  omp_set_num_threads(saved);
+#endif
 }
 
 TEST_CASE("mlp_twist float_output: the output product in float, refreshed after parameters()", "[performance]") {

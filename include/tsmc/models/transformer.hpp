@@ -34,10 +34,6 @@
 #include <utility>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace tsmc::transformer {
 
 /// @brief A K x V matrix of float logits, row-major.
@@ -240,10 +236,10 @@ class basic_engine {
     check_out(out, name_log_probs_);
     compute_logits(nullptr);
     const auto K = static_cast<std::int64_t>(particles_);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (particles_ * vocab_ >= parallel_entries)
-#endif
-    for (std::int64_t k = 0; k < K; ++k) write_row(out, static_cast<std::size_t>(k), static_cast<std::size_t>(k));
+    tsmc::detail::parallel_for(K, particles_ * vocab_ >= parallel_entries ? tsmc::detail::parallel_threads() : 1,
+                               [&](std::int64_t k, int) {
+                                 write_row(out, static_cast<std::size_t>(k), static_cast<std::size_t>(k));
+                               });
   }
 
   /// @brief Writes the log-probabilities of the active rows only (active[k] != 0); the other
@@ -260,11 +256,9 @@ class basic_engine {
     for (std::size_t k = 0; k < particles_; ++k)
       if (active[k]) packed_rows_.push_back(k);
     const auto n = static_cast<std::int64_t>(packed_rows_.size());
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (packed_rows_.size() * vocab_ >= parallel_entries)
-#endif
-    for (std::int64_t i = 0; i < n; ++i)
-      write_row(out, packed_rows_[static_cast<std::size_t>(i)], static_cast<std::size_t>(i));
+    tsmc::detail::parallel_for(
+        n, packed_rows_.size() * vocab_ >= parallel_entries ? tsmc::detail::parallel_threads() : 1,
+        [&](std::int64_t i, int) { write_row(out, packed_rows_[static_cast<std::size_t>(i)], static_cast<std::size_t>(i)); });
   }
 
   /// @brief The hook of tsmc::EmitsLogitRows: computes the float logits of the active rows only
@@ -521,13 +515,9 @@ class basic_engine {
     ensure_scores();
   }
 
-  // One attention scores buffer (seq_len x heads per kv head) per OpenMP thread that may run.
+  // One attention scores buffer (seq_len x heads per kv head) per thread that may run (parallel_for slots).
   void ensure_scores() {
-#ifdef _OPENMP
-    const auto threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
-#else
-    const std::size_t threads = 1;
-#endif
+    const auto threads = static_cast<std::size_t>(tsmc::detail::parallel_threads());
     while (scores_.size() < threads)
       scores_.emplace_back(static_cast<Eigen::Index>(seq_len_), static_cast<Eigen::Index>(heads_ / kv_heads_));
     if (quantized_)
@@ -629,15 +619,8 @@ class basic_engine {
     const auto tiles = static_cast<std::int64_t>((w.rows + dequant_rows - 1) / dequant_rows);
     const bool parallel =
         static_cast<double>(dst.rows()) * static_cast<double>(w.rows) * static_cast<double>(w.cols) >= 100000.0;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (parallel)
-#endif
-    for (std::int64_t i = 0; i < tiles; ++i) {
-#ifdef _OPENMP
-      std::vector<float>& buffer = dequant_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-      std::vector<float>& buffer = dequant_[0];
-#endif
+    tsmc::detail::parallel_for(tiles, parallel ? static_cast<int>(dequant_.size()) : 1, [&](std::int64_t i, int slot) {
+      std::vector<float>& buffer = dequant_[static_cast<std::size_t>(slot)];
       const std::size_t from = static_cast<std::size_t>(i) * dequant_rows;
       const std::size_t n = std::min(dequant_rows, w.rows - from);
       dequantize_rows(w, from, n, buffer.data());
@@ -647,8 +630,7 @@ class basic_engine {
         out.noalias() += lhs * tile.transpose();
       else
         out.noalias() = lhs * tile.transpose();
-    }
-    (void)parallel;
+    });
   }
 
   // Adds a bias row to the first n rows of a strided block (no-op for a null bias).
@@ -704,16 +686,10 @@ class basic_engine {
       // Rows are independent (each reads its own slot's cache): decoding runs them in parallel,
       // each thread with its own scores buffer, so results do not depend on the thread count.
       const auto rows = static_cast<std::int64_t>(n);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (!prefill && n * (length_ + 1) * dim_ >= parallel_entries)
-#endif
-      for (std::int64_t rs = 0; rs < rows; ++rs) {
+      const bool parallel_rows = !prefill && n * (length_ + 1) * dim_ >= parallel_entries;
+      tsmc::detail::parallel_for(rows, parallel_rows ? static_cast<int>(scores_.size()) : 1, [&](std::int64_t rs, int slot) {
         const auto r = static_cast<std::size_t>(rs);
-#ifdef _OPENMP
-        Eigen::MatrixXf& scores_buffer = scores_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-        Eigen::MatrixXf& scores_buffer = scores_[0];
-#endif
+        Eigen::MatrixXf& scores_buffer = scores_[static_cast<std::size_t>(slot)];
         const std::size_t k = slot_of(r);
         const auto T = static_cast<Eigen::Index>(position_of(r) + 1);
         for (std::size_t g = 0; g < kv_heads_; ++g) {
@@ -732,7 +708,7 @@ class basic_engine {
           }
           out.noalias() = scores.transpose() * values;  // R x hs
         }
-      }
+      });
       apply(x_.topRows(N), attn_.topRows(N), layer.wo, true);
       rmsnorm(x_, layer.rms_ffn, xb_, n);
       apply(h1_.topRows(N), xb, layer.w1);
@@ -788,8 +764,8 @@ class basic_engine {
   feature_matrix features_;
   logit_matrix logits_;
   bool quantized_ = false;  // some weight matrix is not float32: dequant_ buffers are needed
-  std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per OpenMP thread
-  std::vector<Eigen::MatrixXf> scores_;  // one per OpenMP thread; column-major: softmax runs down contiguous columns
+  std::vector<std::vector<float>> dequant_;  // one dequantised tile (dequant_rows x cols) per parallel_for slot
+  std::vector<Eigen::MatrixXf> scores_;  // one per parallel_for slot; column-major: softmax runs down contiguous columns
   std::vector<std::size_t> packed_rows_;  // the active slots of log_probs(out, active), in order
   std::vector<const float*> row_pointers_;  // what logit_rows returns: slot k's row of logits_, or nullptr
   bool logits_ready_ = false;

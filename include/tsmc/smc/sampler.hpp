@@ -6,6 +6,7 @@
 #include <tsmc/core/concepts.hpp>
 #include <tsmc/core/error.hpp>
 #include <tsmc/core/log_math.hpp>
+#include <tsmc/core/parallel.hpp>
 #include <tsmc/core/random.hpp>
 #include <tsmc/core/statistics.hpp>
 #include <tsmc/core/types.hpp>
@@ -27,10 +28,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace tsmc {
 
@@ -488,11 +485,7 @@ class twisted_smc {
     if constexpr (EmitsLogitRows<Model>) logit_lse_.assign(K, 0.0);
     if constexpr (!unit_twist || potential_scores_next) ensure_shape(log_psi_, K, f.vocab);
     state_.reset(K, f.horizon);
-#ifdef _OPENMP
-    scratch_.resize(static_cast<std::size_t>(omp_get_max_threads()));
-#else
-    scratch_.resize(1);
-#endif
+    scratch_.resize(static_cast<std::size_t>(detail::parallel_threads()));
     for (auto& s : scratch_)
       if (static_cast<std::size_t>(s.size()) < f.vocab) s.resize(static_cast<Eigen::Index>(f.vocab));
     if constexpr (EmitsLogitRows<Model>) {
@@ -546,6 +539,8 @@ class twisted_smc {
 
     const std::size_t V = f.vocab;
     const auto k_count = static_cast<std::int64_t>(f.particles);
+    // Particles are independent (each its own stream and row): any thread may draw any of them.
+    const int threads = f.particles * V >= 65536 ? static_cast<int>(scratch_.size()) : 1;
     // From logits, a twisted draw needs the model's normaliser first (log p0 = l - normaliser
     // enters L + Psi): the exp pass the model's log_probs would make, counted as the model's.
     // Every other draw (q = p0) takes the normaliser from its own single exp pass below.
@@ -553,29 +548,19 @@ class twisted_smc {
     if constexpr (from_logits<Proposal>) {
       if (logits_with_psi) {
         detail::stopwatch sw(time.model);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
-#endif
-        for (std::int64_t ks = 0; ks < k_count; ++ks) {
+        detail::parallel_for(k_count, threads, [&](std::int64_t ks, int) {
           const auto k = static_cast<std::size_t>(ks);
           if (s.active[k]) logit_lse_[k] = logit_row_normalizer(logit_rows_[k], V);
-        }
+        });
       }
     }
 
     detail::stopwatch sw(time.sampler);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (f.particles * V >= 65536)
-#endif
-    for (std::int64_t ks = 0; ks < k_count; ++ks) {
+    detail::parallel_for(k_count, threads, [&](std::int64_t ks, int slot) {
       const auto k = static_cast<std::size_t>(ks);
       s.proposed[k] = s.active[k];
-      if (!s.active[k]) continue;
-#ifdef _OPENMP
-      Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-      Eigen::ArrayXd& scratch = scratch_[0];
-#endif
+      if (!s.active[k]) return;
+      Eigen::ArrayXd& scratch = scratch_[static_cast<std::size_t>(slot)];
       auto stream = particle_stream(f.seed, t, k);
       const double u = uniform01(stream);
       const double* l_row = log_p0_.row(static_cast<Eigen::Index>(k)).data();
@@ -587,11 +572,7 @@ class twisted_smc {
         if (logits_with_psi) {
           // L = l - normaliser, written where the fused pass reads it (log_p0_ when an observer
           // reads it, else a row buffer): the same numbers and the same pass as from log_probs.
-#ifdef _OPENMP
-          Eigen::ArrayXd& row_buffer = row_scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-          Eigen::ArrayXd& row_buffer = row_scratch_[0];
-#endif
+          Eigen::ArrayXd& row_buffer = row_scratch_[static_cast<std::size_t>(slot)];
           double* l = f.report_rows ? log_p0_.row(static_cast<Eigen::Index>(k)).data() : row_buffer.data();
           Eigen::Map<Eigen::ArrayXd>(l, static_cast<Eigen::Index>(V)) =
               Eigen::Map<const Eigen::ArrayXf>(logits, static_cast<Eigen::Index>(V)).cast<double>() - logit_lse_[k];
@@ -621,7 +602,7 @@ class twisted_smc {
       if (forced_slot) draw.chosen = f.forced[k][t - 1];
       s.tokens[k] = draw.chosen;
       s.step_lse[k] = draw.log_normalizer;
-    }
+    });
     return psi;
   }
 
