@@ -7,7 +7,7 @@
 //   ./build/dev/benchmarks/bench_sampler --benchmark_min_time=0.2
 #include "ratio_reporter.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <benchmark/benchmark.h>
 

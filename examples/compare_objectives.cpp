@@ -8,7 +8,7 @@
 // the shape of the sentiment task).
 #include "program_support.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/proposal_kl.hpp>
 #include <tsmc/testing/toy_model.hpp>

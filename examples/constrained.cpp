@@ -27,7 +27,7 @@
 #include <tsmc/constraints/regex.hpp>
 #include <tsmc/constraints/token_bytes.hpp>
 #include <tsmc/constraints/token_dfa.hpp>
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -3,7 +3,7 @@
 /// @brief What the example programs print about their results (issue 27): the most precise log Z
 /// with its standard error, the KLs' uncertainty including it, notes that explain a KL that looks
 /// wrong (inverted bounds, a negative KL, KL = inf), and a few samples with their weights.
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -5,7 +5,7 @@
 /// bag-of-words classifiers), and small helpers for the programs' tables and outputs.
 #include "example_report.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <chrono>
 #include <cmath>

@@ -20,7 +20,7 @@
 #include "example_models.hpp"
 #include "example_report.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <CLI/CLI.hpp>
 

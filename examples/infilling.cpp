@@ -19,7 +19,7 @@
 //   (one command; small settings for a transformer: README, "Other models", gives the run time)
 #include "example_models.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <CLI/CLI.hpp>
 

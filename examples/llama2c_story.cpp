@@ -12,7 +12,7 @@
 // run; the text is then noise).
 #include "program_support.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 #include <tsmc/models/llama2c.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
 

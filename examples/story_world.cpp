@@ -4,7 +4,7 @@
 // (phi = 1[P(harmful | s) >= 1/2]) with exact samples and bidirectional bounds on log Z.
 #include "program_support.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <algorithm>
 #include <cmath>

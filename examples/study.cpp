@@ -15,7 +15,7 @@
 #include "example_world.hpp"
 #include "program_support.hpp"
 
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <CLI/CLI.hpp>
 

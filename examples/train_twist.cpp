@@ -7,7 +7,13 @@
 // any work and turns an error into "train_twist: error: <message>" with a non-zero status.
 #include "program_support.hpp"
 
+#include <tsmc/learning/adam.hpp>
+#include <tsmc/learning/objectives.hpp>
+#include <tsmc/learning/parameter_io.hpp>
+#include <tsmc/learning/trainer.hpp>
 #include <tsmc/tsmc.hpp>
+#include <tsmc/twists/features.hpp>
+#include <tsmc/twists/mlp_twist.hpp>
 #include <tsmc/testing/enumeration.hpp>
 #include <tsmc/testing/proposal_kl.hpp>
 #include <tsmc/testing/toy_model.hpp>

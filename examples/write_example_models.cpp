@@ -34,7 +34,7 @@
 #include <tsmc/models/gguf_model.hpp>
 #include <tsmc/models/llama2c_checkpoint.hpp>
 #include <tsmc/models/llama2c_tokenizer.hpp>
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include <CLI/CLI.hpp>
 

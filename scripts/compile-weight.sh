@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # compile-weight.sh: what including tsmc costs the compiler, as ratios to including <Eigen/Core>.
 #
-# Compiles three translation units with the same compiler and flags, one after the other, and
+# Compiles four translation units with the same compiler and flags, one after the other, and
 # prints each one's peak memory (maximum resident set size of the compiler, from /usr/bin/time)
 # and CPU time (user + system), and their ratios to the first:
 #   eigen      a file that includes only <Eigen/Core>
 #   umbrella   a file that includes only <tsmc/tsmc.hpp>
 #   quickstart examples/quickstart.cpp (a whole small program: a user's model, SMC, printing)
+#   all        a file that includes only <tsmc/all.hpp> (every layer; printed, not checked)
 # Peak memory is close to deterministic for a given compiler; CPU time moves with the machine's
 # load, so read the time ratios of one run only.
 #
@@ -52,6 +53,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 printf '#include <Eigen/Core>\nint main() { return 0; }\n' > "$work/eigen.cpp"
 printf '#include <tsmc/tsmc.hpp>\nint main() { return 0; }\n' > "$work/umbrella.cpp"
+printf '#include <tsmc/all.hpp>\nint main() { return 0; }\n' > "$work/all.cpp"
 cp "$root/examples/quickstart.cpp" "$work/quickstart.cpp"
 
 # measure NAME: compiles $work/NAME.cpp to an object file; sets mem_NAME (KiB) and cpu_NAME (s).
@@ -68,16 +70,18 @@ measure() {
 measure eigen
 measure umbrella
 measure quickstart
+measure all
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "compile weight: $cxx $flags ($(uptime | sed 's/.*load average/load average/'))"
 printf '%-40s %12s %8s %10s %8s\n' "translation unit" "peak KiB" "x Eigen" "CPU s" "x Eigen"
-for name in eigen umbrella quickstart; do
+for name in eigen umbrella quickstart all; do
   mem_var="mem_$name"; cpu_var="cpu_$name"
   case "$name" in
     eigen) label="#include <Eigen/Core>" ;;
     umbrella) label="#include <tsmc/tsmc.hpp>" ;;
     quickstart) label="examples/quickstart.cpp" ;;
+    all) label="#include <tsmc/all.hpp>" ;;
   esac
   printf '%-40s %12s %8s %10s %8s\n' "$label" "${!mem_var}" "$(ratio "${!mem_var}" "$mem_eigen")" \
     "${!cpu_var}" "$(ratio "${!cpu_var}" "$cpu_eigen")"

@@ -34,7 +34,7 @@ if(NOT rc EQUAL 0)
 endif()
 string(TIMESTAMP t1 "%s")
 math(EXPR seconds "${t1} - ${t0}")
-foreach(file include/tsmc/tsmc.hpp include/tsmc/smc/sampler.hpp share/cmake/tsmc/tsmcConfig.cmake
+foreach(file include/tsmc/tsmc.hpp include/tsmc/all.hpp include/tsmc/smc/sampler.hpp share/cmake/tsmc/tsmcConfig.cmake
              share/cmake/tsmc/tsmcTargets.cmake)
   if(NOT EXISTS "${BINARY}/prefix/${file}")
     message(FATAL_ERROR "the install lacks ${file}")

@@ -6,7 +6,7 @@
 // The full file system: as root (where mount(2) is allowed) a 64 KiB tmpfs is mounted on a
 // scratch directory and filled; elsewhere the process's file-size limit (RLIMIT_FSIZE) is lowered
 // so that a write past a few bytes fails (EFBIG; SIGXFSZ ignored), which is the same error path.
-#include <tsmc/tsmc.hpp>
+#include <tsmc/all.hpp>
 
 #include "learning/learning_fixtures.hpp"
 

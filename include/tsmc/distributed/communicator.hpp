@@ -4,8 +4,8 @@
 /// collectives the layer uses (timed and counted), the contiguous split of work over ranks, and
 /// the rule that a rank that throws aborts the whole job with its message.
 ///
-/// This layer needs MPI (link tsmc::mpi, which adds MPI::MPI_CXX); it is not part of the umbrella
-/// header <tsmc/tsmc.hpp>, so programs that do not include <tsmc/distributed/...> never see MPI.
+/// This layer needs MPI (link tsmc::mpi, which adds MPI::MPI_CXX); it is not part of <tsmc/tsmc.hpp>
+/// or <tsmc/all.hpp>, so programs that do not include <tsmc/distributed/...> never see MPI.
 
 #include <tsmc/core/error.hpp>
 
