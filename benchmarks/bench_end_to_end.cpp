@@ -246,6 +246,17 @@ void add(tsmc::smc_timings& sum, const tsmc::smc_timings& s) {
   sum.sampler += s.sampler;
 }
 
+/// The floors' inverse-CDF scan: the first v whose running sum of p[0..v] exceeds target (the
+/// last token when rounding leaves the sum a hair short).
+std::size_t inverse_cdf(const double* p, std::size_t V, double target) {
+  double run = 0.0;
+  for (std::size_t v = 0; v < V; ++v) {
+    run += p[v];
+    if (run > target) return v;
+  }
+  return V - 1;
+}
+
 void floor_case(benchmark::State& state) {
   const auto K = static_cast<std::size_t>(state.range(0));
   const auto T = static_cast<std::size_t>(state.range(1));
@@ -269,16 +280,7 @@ void floor_case(benchmark::State& state) {
         // exceeds u (rows are normalised: no max, no normaliser)
         const double u = tsmc::uniform01(rng);
         p = lp.row(static_cast<Eigen::Index>(k)).array().exp();
-        double run = 0.0;
-        std::size_t x = V - 1;
-        for (std::size_t v = 0; v < V; ++v) {
-          run += p[static_cast<Eigen::Index>(v)];
-          if (run > u) {
-            x = v;
-            break;
-          }
-        }
-        tokens[k] = static_cast<tsmc::token>(x);
+        tokens[k] = static_cast<tsmc::token>(inverse_cdf(p.data(), V, u));
         sequences[k].push_back(tokens[k]);
       }
       if (t < T) m.append(tokens);
@@ -313,17 +315,7 @@ void floor_logits_case(benchmark::State& state) {
         const double max = *std::max_element(l, l + V);
         double total = 0.0;
         for (std::size_t v = 0; v < V; ++v) total += p[v] = std::exp(static_cast<double>(l[v]) - max);
-        const double target = tsmc::uniform01(rng) * total;
-        double run = 0.0;
-        std::size_t x = V - 1;
-        for (std::size_t v = 0; v < V; ++v) {
-          run += p[v];
-          if (run > target) {
-            x = v;
-            break;
-          }
-        }
-        tokens[k] = static_cast<tsmc::token>(x);
+        tokens[k] = static_cast<tsmc::token>(inverse_cdf(p.data(), V, tsmc::uniform01(rng) * total));
         sequences[k].push_back(tokens[k]);
       }
       if (t < T) m.append(tokens);
