@@ -627,6 +627,9 @@ TEST_CASE("gguf: model errors name the file, the key or tensor and the value", "
              Catch::Contains(name + " key general.architecture must be a supported architecture (llama, qwen2), got 'gpt2'"));
   CHECK_THAT(message(with_key("llama.block_count", gguf::str("two"))),
              Catch::Contains("key llama.block_count must be a non-negative integer, got string 'two'"));
+  // A block_count far beyond the tensors (fuzz_gguf found one that allocated 1.9 GB of layers first).
+  CHECK_THAT(message(with_key("llama.block_count", gguf::u32(std::uint32_t{1} << 30))),
+             Catch::Contains(name + " tensor 'blk.2.attn_norm.weight' is required, got absent"));
   CHECK_THAT(message(with_key("llama.attention.head_count_kv", gguf::u32(3))),
              Catch::Contains("key llama.attention.head_count_kv must divide head_count = 4, got 3"));
   CHECK_THAT(message(with_key("llama.rope.dimension_count", gguf::u32(8))),

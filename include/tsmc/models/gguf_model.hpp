@@ -236,10 +236,12 @@ class loader {
 
     const std::size_t D = config.dim, H = config.hidden_dim, KV = config.kv_dim(), V = config.vocab_size;
     weights.token_embedding = matrix("token_embd.weight", V, D);
-    weights.layers.resize(config.n_layers);
+    // One layer at a time, each only once its tensors are found: block_count is the file's word,
+    // and a huge one must fail at its first missing tensor, not allocate block_count layers first.
+    weights.layers.clear();
     for (std::size_t l = 0; l < config.n_layers; ++l) {
       const std::string b = "blk." + std::to_string(l) + ".";
-      transformer::layer_view& layer = weights.layers[l];
+      transformer::layer_view& layer = weights.layers.emplace_back();
       layer.rms_att = vector(b + "attn_norm.weight", D);
       layer.wq = matrix(b + "attn_q.weight", D, D);
       layer.wk = matrix(b + "attn_k.weight", KV, D);
